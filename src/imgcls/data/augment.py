@@ -1,0 +1,84 @@
+"""Batched, per-sample-random augmentation that runs on the training device.
+
+Each sample in a batch draws its own crop offset, flips and angle, as a per-item
+torchvision pipeline would, but the work is a handful of tensor ops per batch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class BatchAugment(nn.Module):
+    """uint8 ``[N, C, H, W]`` in, float ``[N, C, H, W]`` in ``[0, 1]`` out.
+
+    Args:
+        crop_padding: pad by this many pixels (zeros), then crop back to the original size
+            at a random offset per sample (CIFAR's ``RandomCrop(32, padding=4)``).
+        hflip / vflip: flip each sample with probability 0.5.
+        rotation: rotate each sample by a uniform angle in ``[-rotation, rotation]`` degrees.
+    """
+
+    def __init__(self, crop_padding: int = 0, hflip: bool = False, vflip: bool = False, rotation: float = 0.0):
+        super().__init__()
+        self.crop_padding = int(crop_padding)
+        self.hflip = bool(hflip)
+        self.vflip = bool(vflip)
+        self.rotation = float(rotation)
+
+    @property
+    def is_identity(self) -> bool:
+        return not (self.crop_padding or self.hflip or self.vflip or self.rotation)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.crop_padding:
+            images = random_crop(images, self.crop_padding)
+        if self.hflip:
+            images = random_flip(images, dim=-1)
+        if self.vflip:
+            images = random_flip(images, dim=-2)
+        images = to_unit_float(images)
+        if self.rotation:
+            images = random_rotate(images, self.rotation)
+        return images
+
+    def extra_repr(self) -> str:
+        return f"crop_padding={self.crop_padding}, hflip={self.hflip}, vflip={self.vflip}, rotation={self.rotation}"
+
+
+def to_unit_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 -> float32 in [0, 1]; float input is returned unchanged."""
+    if images.dtype == torch.uint8:
+        return images.float().div_(255.0)
+    return images
+
+
+def random_crop(images: torch.Tensor, padding: int) -> torch.Tensor:
+    n, c, h, w = images.shape
+    padded = F.pad(images, (padding, padding, padding, padding))
+    dy = torch.randint(0, 2 * padding + 1, (n,), device=images.device)
+    dx = torch.randint(0, 2 * padding + 1, (n,), device=images.device)
+    rows = (dy[:, None] + torch.arange(h, device=images.device))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=images.device))[:, None, None, :]
+    batch = torch.arange(n, device=images.device)[:, None, None, None]
+    channel = torch.arange(c, device=images.device)[None, :, None, None]
+    return padded[batch, channel, rows, cols]
+
+
+def random_flip(images: torch.Tensor, dim: int) -> torch.Tensor:
+    flip = torch.rand(images.shape[0], device=images.device) < 0.5
+    return torch.where(flip[:, None, None, None], images.flip(dim), images)
+
+
+def random_rotate(images: torch.Tensor, max_degrees: float) -> torch.Tensor:
+    n = images.shape[0]
+    angles = (torch.rand(n, device=images.device) * 2 - 1) * math.radians(max_degrees)
+    cos, sin = angles.cos(), angles.sin()
+    zeros = torch.zeros_like(cos)
+    theta = torch.stack([torch.stack([cos, -sin, zeros], 1), torch.stack([sin, cos, zeros], 1)], 1)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -1,0 +1,147 @@
+"""The base data module: splits of uint8 images in memory, batched, augmented on the device."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from imgcls.data.arrays import ImageArrays, keep_batch
+from imgcls.data.augment import BatchAugment, to_unit_float
+
+# Mean/std are estimated from at most this many training images: enough for 3 decimals.
+_STATS_SAMPLE = 10_000
+
+
+@dataclass
+class DatasetSplits:
+    """What a dataset loader produces; everything else is derived from it."""
+
+    train: ImageArrays
+    val: ImageArrays
+    test: ImageArrays
+    class_names: list[str]
+    extra_tests: dict[str, ImageArrays] = field(default_factory=dict)
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Subclasses implement :meth:`load_splits`; this class does the rest.
+
+    After :meth:`setup`, ``num_classes``, ``class_names``, ``input_shape``, ``mean``, ``std``
+    and ``class_counts`` describe the data for the model. Batches leave the loaders as uint8
+    and are augmented (training only) and scaled to [0, 1] after the transfer to the device.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 128,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        augment: Mapping | None = None,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+    ):
+        super().__init__()
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size or batch_size)
+        self.num_workers = int(num_workers)
+        self.augment = BatchAugment(**dict(augment or {}))
+        self._fixed_mean, self._fixed_std = mean, std
+        self.splits: DatasetSplits | None = None
+
+    # --- what subclasses provide -------------------------------------------------------
+    def load_splits(self) -> DatasetSplits:
+        raise NotImplementedError
+
+    # --- Lightning hooks ---------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits is None:
+            self.splits = self.load_splits()
+            self._check_labels()
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self._splits.train, self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self._splits.val, self.eval_batch_size)
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return [self._loader(split, self.eval_batch_size) for split in self.test_sets.values()]
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self._splits.test, self.eval_batch_size)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        images, labels = batch
+        training = self.trainer is not None and self.trainer.training
+        images = self.augment(images) if training else to_unit_float(images)
+        return images, labels
+
+    # --- what the model needs to know --------------------------------------------------
+    @property
+    def class_names(self) -> list[str]:
+        return list(self._splits.class_names)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self._splits.class_names)
+
+    @property
+    def input_shape(self) -> list[int]:
+        return list(self._splits.train.images.shape[1:])
+
+    @property
+    def test_sets(self) -> dict[str, ImageArrays]:
+        """The main test split first, named ``test``, then any extra test sets."""
+        return {"test": self._splits.test, **self._splits.extra_tests}
+
+    @property
+    def class_counts(self) -> list[int]:
+        return torch.bincount(self._splits.train.labels, minlength=self.num_classes).tolist()
+
+    @property
+    def mean(self) -> list[float]:
+        return self._fixed_mean or self._stats()[0]
+
+    @property
+    def std(self) -> list[float]:
+        return self._fixed_std or self._stats()[1]
+
+    # --- internals ---------------------------------------------------------------------
+    @property
+    def _splits(self) -> DatasetSplits:
+        if self.splits is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() must run before its data is used")
+        return self.splits
+
+    def _loader(self, data: ImageArrays, batch_size: int, shuffle: bool = False) -> DataLoader:
+        return DataLoader(
+            data,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=keep_batch,
+        )
+
+    def _stats(self) -> tuple[list[float], list[float]]:
+        if not hasattr(self, "_cached_stats"):
+            images = self._splits.train.images
+            if len(images) > _STATS_SAMPLE:
+                pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:_STATS_SAMPLE]
+                images = images[pick.sort().values]
+            pixels = images.transpose(0, 1).reshape(images.shape[1], -1).double() / 255.0
+            mean, std = pixels.mean(1), pixels.std(1).clamp_min(1e-6)
+            self._cached_stats = (mean.tolist(), std.tolist())
+        return self._cached_stats
+
+    def _check_labels(self) -> None:
+        for name, split in {"train": self._splits.train, "val": self._splits.val, **self.test_sets}.items():
+            if len(split) and (split.labels.min() < 0 or split.labels.max() >= self.num_classes):
+                raise ValueError(
+                    f"{type(self).__name__}: {name} labels must be in [0, {self.num_classes - 1}], "
+                    f"found {split.labels.min().item()}..{split.labels.max().item()}"
+                )

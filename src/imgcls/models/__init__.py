@@ -1,0 +1,1 @@
+"""Networks and the Lightning classifier that trains them."""

@@ -1,0 +1,152 @@
+"""The one LightningModule: trains, validates and tests any ``nn.Module`` image classifier."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import nn
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+from imgcls.metrics import classification_metrics
+from imgcls.training.optimization import build_optimizer, build_scheduler
+
+
+def build_net(config: Mapping, input_shape: Sequence[int], num_classes: int) -> nn.Module:
+    """Instantiate a ``_partial_`` net config for the data's input shape and class count."""
+    return instantiate(dict(config))(input_shape=list(input_shape), num_classes=num_classes)
+
+
+def split_prefix(test_set: str) -> str:
+    """Metric prefix of a test set: ``test/`` for the main one, ``test_<name>/`` for extras."""
+    return "test/" if test_set == "test" else f"test_{test_set}/"
+
+
+class ImageClassifier(L.LightningModule):
+    """Wraps a net built from its config. Every argument is plain data, so a checkpoint
+    alone rebuilds the model (``ImageClassifier.load_from_checkpoint(path)``).
+
+    Inputs are float images in [0, 1]; normalization with the data's (or the pretrained
+    weights') mean and std is part of the model, so exported and reloaded models take the
+    same input as the training loop.
+    """
+
+    def __init__(
+        self,
+        net: Mapping,
+        num_classes: int,
+        class_names: Sequence[str],
+        input_shape: Sequence[int],
+        mean: Sequence[float],
+        std: Sequence[float],
+        optimizer: Mapping,
+        scheduler: Mapping | None = None,
+        monitor: str = "val/acc",
+        label_smoothing: float = 0.0,
+        class_weights: Sequence[float] | None = None,
+        test_set_names: Sequence[str] = ("test",),
+        channels_last: bool = False,
+    ):
+        super().__init__()
+        if len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
+        self.save_hyperparameters(logger=False)
+        self.net = build_net(net, input_shape, num_classes)
+        mean, std = getattr(self.net, "input_normalization", None) or (mean, std)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
+        self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
+        self.train_metrics = classification_metrics(num_classes, "train/")
+        self.val_metrics = classification_metrics(num_classes, "val/")
+        self.val_confusion = MulticlassConfusionMatrix(num_classes)
+        self.test_metrics = nn.ModuleDict(
+            {name: classification_metrics(num_classes, split_prefix(name)) for name in test_set_names}
+        )
+        self.test_confusion = nn.ModuleDict({name: MulticlassConfusionMatrix(num_classes) for name in test_set_names})
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.hparams.class_names)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits for float images in [0, 1], shaped ``[N, C, H, W]``."""
+        images = (images - self.mean) / self.std
+        if self.hparams.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.net(images)
+
+    # --- steps -------------------------------------------------------------------------
+    def training_step(self, batch, batch_idx):
+        images, labels = batch
+        logits = self(images)
+        loss = self.criterion(logits, labels)
+        self.train_metrics.update(logits.detach(), labels)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        return loss
+
+    def on_train_epoch_end(self):
+        self.log_dict(self.train_metrics.compute())
+        self.train_metrics.reset()
+
+    def validation_step(self, batch, batch_idx):
+        images, labels = batch
+        logits = self(images)
+        self.log("val/loss", self.criterion(logits, labels), on_epoch=True, prog_bar=True)
+        self.val_metrics.update(logits, labels)
+        self.val_confusion.update(logits, labels)
+
+    def on_validation_epoch_end(self):
+        self.log_dict(self.val_metrics.compute())
+        self.val_metrics.reset()
+        if not self.trainer.sanity_checking:
+            self._log_confusion_matrix("val/confusion_matrix", self.val_confusion.compute())
+        self.val_confusion.reset()
+
+    def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        images, labels = batch
+        name = self.hparams.test_set_names[dataloader_idx]
+        logits = self(images)
+        prefix = split_prefix(name)
+        self.log(f"{prefix}loss", self.criterion(logits, labels), on_epoch=True, add_dataloader_idx=False)
+        self.test_metrics[name].update(logits, labels)
+        self.test_confusion[name].update(logits, labels)
+
+    def on_test_epoch_end(self):
+        for name in self.hparams.test_set_names:
+            self.log_dict(self.test_metrics[name].compute(), add_dataloader_idx=False)
+            self.test_metrics[name].reset()
+            self._log_confusion_matrix(f"{split_prefix(name)}confusion_matrix", self.test_confusion[name].compute())
+            self.test_confusion[name].reset()
+
+    def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        images = batch[0] if isinstance(batch, list | tuple) else batch
+        return self(images).softmax(dim=1)
+
+    # --- optimization ------------------------------------------------------------------
+    def configure_optimizers(self):
+        groups = self.net.parameter_groups() if hasattr(self.net, "parameter_groups") else self.parameters()
+        optimizer = build_optimizer(self.hparams.optimizer, groups)
+        schedule = self.hparams.scheduler
+        interval = (schedule or {}).get("interval", "epoch")
+        length = self.trainer.max_epochs if interval == "epoch" else self.trainer.estimated_stepping_batches
+        scheduler = build_scheduler(schedule, optimizer, int(length), monitor=self.hparams.monitor)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler} if scheduler else optimizer
+
+    # --- logging -----------------------------------------------------------------------
+    def _log_confusion_matrix(self, tag: str, matrix: torch.Tensor) -> None:
+        loggers = [logger for logger in self.loggers if isinstance(logger, TensorBoardLogger)]
+        if not loggers or self.trainer.sanity_checking:
+            return
+        from imgcls.reports.confusion_matrix import plot_confusion_matrix
+        from imgcls.reports.figures import plt
+
+        figure = plot_confusion_matrix(matrix.cpu().numpy(), self.class_names, title=f"{tag} (step {self.global_step})")
+        for logger in loggers:
+            logger.experiment.add_figure(tag, figure, global_step=self.global_step, close=False)
+        plt.close(figure)

@@ -1,0 +1,1 @@
+"""Figures, tables and files written from a run's results."""

@@ -1,0 +1,40 @@
+"""Confusion-matrix figures."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from imgcls.reports.figures import plt
+
+# Above this many classes the cells are too small for numbers to be read.
+MAX_ANNOTATED_CLASSES = 30
+
+
+def plot_confusion_matrix(matrix, class_names: list[str], normalize: bool = False, title: str | None = None):
+    """Rows are true classes, columns predicted; ``normalize`` divides each row by its total."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if normalize:
+        matrix = matrix / np.clip(matrix.sum(axis=1, keepdims=True), 1, None)
+    n = len(class_names)
+    size = min(4 + 0.45 * n, 40)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    image = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set(
+        xticks=range(n),
+        yticks=range(n),
+        xlabel="Predicted class",
+        ylabel="True class",
+        title=title or ("Confusion matrix (row-normalized)" if normalize else "Confusion matrix"),
+    )
+    tick_size = 9 if n <= MAX_ANNOTATED_CLASSES else 6
+    ax.set_xticklabels(class_names, rotation=90 if n > 10 else 45, ha="right" if n <= 10 else "center", fontsize=tick_size)
+    ax.set_yticklabels(class_names, fontsize=tick_size)
+    if n <= MAX_ANNOTATED_CLASSES:
+        threshold = matrix.max() / 2 if matrix.size else 0
+        for (row, col), value in np.ndenumerate(matrix):
+            text = f"{value:.2f}" if normalize else f"{int(value)}"
+            ax.text(col, row, text, ha="center", va="center", fontsize=7 if n > 15 else 9,
+                    color="white" if value > threshold else "black")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,1 @@
+"""What happens around the model during a run: optimizers, callbacks, the run itself."""

@@ -1,0 +1,114 @@
+"""One training run: data, model and trainer from the config; fit, test, record."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from pathlib import Path
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from imgcls.config import check_required, print_config_tree
+
+METRICS_FILE = "metrics.json"
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Train and test as configured; write ``metrics.json`` to the run directory.
+
+    Returns the best value of the monitored metric (what a sweeper optimizes).
+    """
+    check_required(cfg)
+    if cfg.get("print_config", True):
+        print_config_tree(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+
+    import lightning as L
+
+    from imgcls.models.classifier import ImageClassifier
+    from imgcls.reports.tensorboard import log_final_hparams
+    from imgcls.training.history import MetricsHistory
+
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    model = ImageClassifier(
+        net=_plain(cfg.model.net),
+        num_classes=datamodule.num_classes,
+        class_names=datamodule.class_names,
+        input_shape=datamodule.input_shape,
+        mean=datamodule.mean,
+        std=datamodule.std,
+        optimizer=_plain(cfg.optimizer),
+        scheduler=_plain(cfg.scheduler),
+        monitor=cfg.monitor.metric,
+        label_smoothing=cfg.loss.label_smoothing,
+        class_weights=class_weights(cfg.loss.class_weights, datamodule.class_counts),
+        test_set_names=list(datamodule.test_sets),
+        channels_last=cfg.get("channels_last", False),
+    )
+    history = MetricsHistory(cfg.monitor.metric, cfg.monitor.mode)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c] + [history]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    if cfg.train:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    test_metrics = {}
+    if cfg.test:
+        best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        ckpt = best_path or (None if cfg.train else cfg.get("ckpt_path"))
+        results = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)
+        test_metrics = {key: value for result in results for key, value in result.items()}
+
+    best = history.best() or {}
+    summary = {
+        "status": "ok",
+        "monitor": cfg.monitor.metric,
+        "best_epoch": best.get("epoch"),
+        "best": {key: value for key, value in best.items() if key != "epoch"},
+        "test": test_metrics,
+        "epochs_trained": trainer.current_epoch,
+        "best_checkpoint": trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None,
+        "last_checkpoint": getattr(trainer.checkpoint_callback, "last_model_path", None) or None,
+        "params": {
+            "total": sum(p.numel() for p in model.parameters()),
+            "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        },
+        "wall_time_s": round(time.time() - started, 2),
+    }
+    (run_dir / METRICS_FILE).write_text(json.dumps(summary, indent=2))
+    log_final_hparams(trainer.loggers, cfg, {**summary["best"], **test_metrics})
+    _print_where(run_dir)
+    return summary["best"].get(cfg.monitor.metric)
+
+
+def class_weights(setting, class_counts: list[int]) -> list[float] | None:
+    """``null`` (no weights), ``balanced`` (n / (k * count), as sklearn), or one weight per class."""
+    if setting is None:
+        return None
+    if setting == "balanced":
+        total, k = sum(class_counts), len(class_counts)
+        return [total / (k * count) if count else 0.0 for count in class_counts]
+    weights = [float(w) for w in setting]
+    if len(weights) != len(class_counts):
+        raise ValueError(f"loss.class_weights has {len(weights)} values for {len(class_counts)} classes")
+    return weights
+
+
+def _plain(node) -> dict | None:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def _print_where(run_dir: Path) -> None:
+    print(f"\nRun directory: {run_dir}")
+    print(f"  metrics:     {run_dir / METRICS_FILE}")
+    print(f"  checkpoints: {run_dir / 'checkpoints'}")
+    print(f"  TensorBoard: tensorboard --logdir {run_dir}")
+
+
+
