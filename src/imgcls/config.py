@@ -40,10 +40,14 @@ def check_required(cfg: DictConfig) -> None:
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         examples = " ".join(f"{key}=..." for key in missing)
-        raise ConfigError(f"missing required config value(s): {', '.join(missing)}. Set them on the command line: {examples}")
+        raise ConfigError(
+            f"missing required config value(s): {', '.join(missing)}. Set them on the command line: {examples}"
+        )
 
 
-def print_config_tree(cfg: DictConfig, order: tuple[str, ...] = ("data", "model", "optimizer", "scheduler", "trainer")) -> None:
+def print_config_tree(
+    cfg: DictConfig, order: tuple[str, ...] = ("data", "model", "optimizer", "scheduler", "trainer")
+) -> None:
     """Print the resolved config as a tree, the most consulted groups first."""
     from rich import print as rich_print
     from rich.syntax import Syntax

@@ -23,7 +23,9 @@ class BatchAugment(nn.Module):
         rotation: rotate each sample by a uniform angle in ``[-rotation, rotation]`` degrees.
     """
 
-    def __init__(self, crop_padding: int = 0, hflip: bool = False, vflip: bool = False, rotation: float = 0.0):
+    def __init__(
+        self, crop_padding: int = 0, hflip: bool = False, vflip: bool = False, rotation: float = 0.0
+    ):
         super().__init__()
         self.crop_padding = int(crop_padding)
         self.hflip = bool(hflip)

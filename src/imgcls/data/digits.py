@@ -14,7 +14,9 @@ from imgcls.data.splits import stratified_split
 
 
 class DigitsDataModule(ImageDataModule):
-    def __init__(self, val_fraction: float = 0.15, test_fraction: float = 0.2, split_seed: int = 42, **kwargs):
+    def __init__(
+        self, val_fraction: float = 0.15, test_fraction: float = 0.2, split_seed: int = 42, **kwargs
+    ):
         super().__init__(**kwargs)
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction

@@ -66,7 +66,9 @@ class ImageClassifier(L.LightningModule):
         self.test_metrics = nn.ModuleDict(
             {name: classification_metrics(num_classes, split_prefix(name)) for name in test_set_names}
         )
-        self.test_confusion = nn.ModuleDict({name: MulticlassConfusionMatrix(num_classes) for name in test_set_names})
+        self.test_confusion = nn.ModuleDict(
+            {name: MulticlassConfusionMatrix(num_classes) for name in test_set_names}
+        )
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
 
@@ -121,7 +123,9 @@ class ImageClassifier(L.LightningModule):
         for name in self.hparams.test_set_names:
             self.log_dict(self.test_metrics[name].compute(), add_dataloader_idx=False)
             self.test_metrics[name].reset()
-            self._log_confusion_matrix(f"{split_prefix(name)}confusion_matrix", self.test_confusion[name].compute())
+            self._log_confusion_matrix(
+                f"{split_prefix(name)}confusion_matrix", self.test_confusion[name].compute()
+            )
             self.test_confusion[name].reset()
 
     def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):
@@ -146,7 +150,9 @@ class ImageClassifier(L.LightningModule):
         from imgcls.reports.confusion_matrix import plot_confusion_matrix
         from imgcls.reports.figures import plt
 
-        figure = plot_confusion_matrix(matrix.cpu().numpy(), self.class_names, title=f"{tag} (step {self.global_step})")
+        figure = plot_confusion_matrix(
+            matrix.cpu().numpy(), self.class_names, title=f"{tag} (step {self.global_step})"
+        )
         for logger in loggers:
             logger.experiment.add_figure(tag, figure, global_step=self.global_step, close=False)
         plt.close(figure)

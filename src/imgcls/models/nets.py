@@ -23,7 +23,11 @@ class MLP(nn.Sequential):
     """Flatten, then Linear-ReLU(-Dropout) per hidden size, then the output layer (seed 002: 256, 128)."""
 
     def __init__(
-        self, input_shape: Sequence[int], num_classes: int, hidden_sizes: Sequence[int] = (256, 128), dropout: float = 0.0
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        hidden_sizes: Sequence[int] = (256, 128),
+        dropout: float = 0.0,
     ):
         layers: list[nn.Module] = [nn.Flatten()]
         width = _numel(input_shape)
@@ -56,10 +60,12 @@ class SmallCNN(nn.Module):
     ):
         super().__init__()
         if len(channels) != len(pool_sizes):
-            raise ValueError(f"channels {list(channels)} and pool_sizes {list(pool_sizes)} must have the same length")
+            raise ValueError(
+                f"channels {list(channels)} and pool_sizes {list(pool_sizes)} must have the same length"
+            )
         in_channels, height, width = input_shape
         blocks: list[nn.Module] = []
-        for out_channels, pool in zip(channels, pool_sizes):
+        for out_channels, pool in zip(channels, pool_sizes, strict=True):
             blocks.append(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=not batch_norm))
             if batch_norm:
                 blocks.append(nn.BatchNorm2d(out_channels))
@@ -69,7 +75,11 @@ class SmallCNN(nn.Module):
             height, width = height // kernel[0], width // kernel[1]
             in_channels = out_channels
         self.features = nn.Sequential(*blocks)
-        head: list[nn.Module] = [nn.Flatten(), nn.Linear(in_channels * height * width, hidden), nn.ReLU(inplace=True)]
+        head: list[nn.Module] = [
+            nn.Flatten(),
+            nn.Linear(in_channels * height * width, hidden),
+            nn.ReLU(inplace=True),
+        ]
         if dropout:
             head.insert(1, nn.Dropout(dropout))
             head.append(nn.Dropout(dropout))

@@ -28,13 +28,22 @@ def plot_confusion_matrix(matrix, class_names: list[str], normalize: bool = Fals
         title=title or ("Confusion matrix (row-normalized)" if normalize else "Confusion matrix"),
     )
     tick_size = 9 if n <= MAX_ANNOTATED_CLASSES else 6
-    ax.set_xticklabels(class_names, rotation=90 if n > 10 else 45, ha="right" if n <= 10 else "center", fontsize=tick_size)
+    ax.set_xticklabels(
+        class_names, rotation=90 if n > 10 else 45, ha="right" if n <= 10 else "center", fontsize=tick_size
+    )
     ax.set_yticklabels(class_names, fontsize=tick_size)
     if n <= MAX_ANNOTATED_CLASSES:
         threshold = matrix.max() / 2 if matrix.size else 0
         for (row, col), value in np.ndenumerate(matrix):
             text = f"{value:.2f}" if normalize else f"{int(value)}"
-            ax.text(col, row, text, ha="center", va="center", fontsize=7 if n > 15 else 9,
-                    color="white" if value > threshold else "black")
+            ax.text(
+                col,
+                row,
+                text,
+                ha="center",
+                va="center",
+                fontsize=7 if n > 15 else 9,
+                color="white" if value > threshold else "black",
+            )
     fig.tight_layout()
     return fig

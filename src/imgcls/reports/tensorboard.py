@@ -8,7 +8,16 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 # The config parts that describe an experiment (paths, callbacks and loggers do not).
-HPARAM_GROUPS = ("data", "model", "optimizer", "scheduler", "loss", "seed", "trainer.max_epochs", "trainer.precision")
+HPARAM_GROUPS = (
+    "data",
+    "model",
+    "optimizer",
+    "scheduler",
+    "loss",
+    "seed",
+    "trainer.max_epochs",
+    "trainer.precision",
+)
 
 
 def hparams_from_config(cfg: DictConfig) -> dict[str, object]:

@@ -19,7 +19,9 @@ class MetricsHistory(Callback):
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking:
             return
-        scalars = {key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}
+        scalars = {
+            key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")
+        }
         self.epochs.append({"epoch": trainer.current_epoch, **scalars})
 
     def best(self) -> dict[str, float] | None:

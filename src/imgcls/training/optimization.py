@@ -43,8 +43,12 @@ def build_scheduler(
     scheduler: LRScheduler | ReduceLROnPlateau = instantiate(factory)(optimizer)
     if warmup:
         if isinstance(scheduler, ReduceLROnPlateau):
-            raise ValueError("scheduler.warmup is not supported with the plateau schedule; set scheduler.warmup=0")
-        ramp = LinearLR(optimizer, start_factor=float(config.get("warmup_start_factor", 0.1)), total_iters=warmup)
+            raise ValueError(
+                "scheduler.warmup is not supported with the plateau schedule; set scheduler.warmup=0"
+            )
+        ramp = LinearLR(
+            optimizer, start_factor=float(config.get("warmup_start_factor", 0.1)), total_iters=warmup
+        )
         scheduler = SequentialLR(optimizer, [ramp, scheduler], milestones=[warmup])
     result = {"scheduler": scheduler, "interval": config.get("interval", "epoch"), "frequency": 1}
     if isinstance(scheduler, ReduceLROnPlateau):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-
+import traceback
 from pathlib import Path
 
 from hydra.utils import instantiate
@@ -26,7 +26,21 @@ def train(cfg: DictConfig) -> float | None:
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    try:
+        return _fit_and_test(cfg, run_dir, started)
+    except BaseException as error:
+        # A failed run still leaves a record, so a sweep summary can list it with its error.
+        failure = {
+            "status": "failed",
+            "error": f"{type(error).__name__}: {error}",
+            "traceback": traceback.format_exc(),
+            "wall_time_s": round(time.time() - started, 2),
+        }
+        (run_dir / METRICS_FILE).write_text(json.dumps(failure, indent=2))
+        raise
 
+
+def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float) -> float | None:
     import lightning as L
 
     from imgcls.models.classifier import ImageClassifier
@@ -73,7 +87,9 @@ def train(cfg: DictConfig) -> float | None:
         "best": {key: value for key, value in best.items() if key != "epoch"},
         "test": test_metrics,
         "epochs_trained": trainer.current_epoch,
-        "best_checkpoint": trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None,
+        "best_checkpoint": trainer.checkpoint_callback.best_model_path
+        if trainer.checkpoint_callback
+        else None,
         "last_checkpoint": getattr(trainer.checkpoint_callback, "last_model_path", None) or None,
         "params": {
             "total": sum(p.numel() for p in model.parameters()),
@@ -109,6 +125,3 @@ def _print_where(run_dir: Path) -> None:
     print(f"  metrics:     {run_dir / METRICS_FILE}")
     print(f"  checkpoints: {run_dir / 'checkpoints'}")
     print(f"  TensorBoard: tensorboard --logdir {run_dir}")
-
-
-

@@ -1,0 +1,86 @@
+"""Decoding one image file into a uint8 ``[C, H, W]`` array, the same way everywhere.
+
+Used by every file-based dataset, the decode cache, prediction and inspection, so that
+an image reads identically in training and at inference.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
+
+
+class ImageDecodeError(ValueError):
+    """A file that is not a decodable image: its path and the reason are in the message."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
+
+
+def is_image_file(path: str | Path) -> bool:
+    """True for an image suffix (any case) that is not a hidden or macOS resource-fork file."""
+    path = Path(path)
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def load_image(path: str | Path, channels: int = 3, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Fully decode ``path`` to uint8 ``[channels, H, W]``, resized to ``size`` = (H, W) if given.
+
+    EXIF orientation is applied; RGBA/LA/P transparency is composited on white; CMYK is
+    converted to RGB; 16-bit images are rescaled to 8 bits (not clipped). Any failure,
+    including a truncated file or one above PIL's decompression-bomb limit, raises
+    :class:`ImageDecodeError` naming the file.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()  # a real decode: truncated data fails here, not in verify()
+                image = ImageOps.exif_transpose(image)
+                image = _to_mode(image, channels)
+                if size is not None and image.size != (size[1], size[0]):
+                    image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR, reducing_gap=None)
+                array = np.asarray(image, dtype=np.uint8)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageDecodeError(
+            path, f"image is larger than PIL's decompression-bomb limit ({error})"
+        ) from error
+    except ImageDecodeError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.UnidentifiedImageError) as error:
+        reason = "empty file" if _is_empty(path) else f"cannot decode image ({type(error).__name__}: {error})"
+        raise ImageDecodeError(path, reason) from error
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1).copy()
+
+
+def _to_mode(image: Image.Image, channels: int) -> Image.Image:
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    if image.mode in _SIXTEEN_BIT_MODES:
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if values.max(initial=0) <= 65535 else values.max()
+        image = Image.fromarray(np.clip(np.rint(values * (255.0 / top)), 0, 255).astype(np.uint8), mode="L")
+    elif image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        top = 1.0 if values.max(initial=0) <= 1.0 else values.max()
+        image = Image.fromarray(np.clip(np.rint(values * (255.0 / top)), 0, 255).astype(np.uint8), mode="L")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    return image.convert("L" if channels == 1 else "RGB")
+
+
+def _is_empty(path: str | Path) -> bool:
+    try:
+        return Path(path).stat().st_size == 0
+    except OSError:
+        return False
