@@ -1,0 +1,45 @@
+"""Shared test helpers: compose the real config tree and shrink it, run train.py for real."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from imgcls.config import register_resolvers
+
+REPO = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO / "conf"
+
+# Quiet, single-threaded-friendly defaults for every composed test config.
+TEST_OVERRIDES = ("print_config=false", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false")
+
+
+def compose_config(*overrides: str, output_dir: Path | str | None = None) -> DictConfig:
+    """The real ``conf/train.yaml`` with ``overrides``, as ``python train.py`` would compose it."""
+    register_resolvers()
+    extra = [f"paths.output_dir={output_dir}"] if output_dir is not None else []
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=[*TEST_OVERRIDES, *extra, *overrides])
+
+
+def run_train_py(*args: str, log_dir: Path, check: bool = True, timeout: float = 600, env: dict | None = None):
+    """Run ``python train.py`` in a subprocess, with its outputs under ``log_dir``."""
+    command = [sys.executable, str(REPO / "train.py"), *args, f"paths.log_dir={log_dir}", *TEST_OVERRIDES]
+    result = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"train.py failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+@pytest.fixture
+def config_factory(tmp_path):
+    """``config_factory("model=mlp", ...)`` composes a config writing into a temp run dir."""
+    return lambda *overrides: compose_config(*overrides, output_dir=tmp_path / "run")
