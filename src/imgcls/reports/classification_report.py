@@ -83,4 +83,11 @@ def headline_metrics(predictions: Predictions, ordinal: bool = False) -> dict[st
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    return table.to_markdown(index=False, floatfmt=".4f")
+    """A GitHub table: floats to 4 decimals, everything else (override values too) as written."""
+
+    def cell(value) -> str:
+        if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+            return ""
+        return f"{value:.4f}" if isinstance(value, float | np.floating) else str(value)
+
+    return table.map(cell).to_markdown(index=False, disable_numparse=True)
