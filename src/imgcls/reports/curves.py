@@ -18,14 +18,17 @@ def epoch_metrics(csv_path: str | Path) -> pd.DataFrame:
 
     Lightning writes each logged value on its own sparse row; step-level duplicates of a
     metric logged on both step and epoch (``train/loss_step``) are dropped for the
-    ``_epoch`` version, which is renamed back to ``train/loss``.
+    ``_epoch`` version, which is renamed back to ``train/loss``. Other columns (lr-*) stay.
     """
     frame = pd.read_csv(csv_path)
     if "epoch" not in frame:
         raise ValueError(f"{csv_path}: no 'epoch' column; is it a Lightning CSVLogger metrics.csv?")
     frame = frame.drop(columns=[c for c in frame.columns if c.endswith("_step") or c == "step"])
     frame = frame.rename(columns={c: c.removesuffix("_epoch") for c in frame.columns if c.endswith("_epoch")})
-    frame = frame.dropna(subset=["epoch"])
+    # Test metrics are logged after training, under the next epoch number: not a curve point.
+    frame = frame.drop(columns=[c for c in frame.columns if c.startswith("test")])
+    frame = frame.dropna(subset=["epoch"]).dropna(how="all", subset=[c for c in frame.columns if c != "epoch"])
+    frame["epoch"] = frame["epoch"].astype(int)
     return frame.groupby("epoch", as_index=True).last().sort_index()
 
 
