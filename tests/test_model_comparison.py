@@ -32,7 +32,9 @@ def image_folder(tmp_path, tmp_path_factory):
     return root
 
 
-def test_compare_two_mobilenet_weights_and_a_checkpoint(mobilenet_torch_home, image_folder, tmp_path_factory, tmp_path):
+def test_compare_two_mobilenet_weights_and_a_checkpoint(
+    mobilenet_torch_home, image_folder, tmp_path_factory, tmp_path
+):
     from torchvision.models import mobilenet_v2
 
     # The same architecture from a state dict saved under another name in TORCH_HOME.
@@ -41,10 +43,11 @@ def test_compare_two_mobilenet_weights_and_a_checkpoint(mobilenet_torch_home, im
     ckpt = best_checkpoint(trained_digits_run(tmp_path_factory.getbasetemp() / "digits_run"))
     specs = ["mobilenet_v2:IMAGENET1K_V1", f"mobilenet_v2:{copy}", str(ckpt), "mobilenet_v2:NO_SUCH_WEIGHTS"]
 
-    table = compare_models(specs, image_folder, batch_size=8, warmup=1, repeats=3)
+    table = compare_models(specs, image_folder, batch_size=16, warmup=1, repeats=2, speed_batch_size=2)
     paths = write_comparison(table, tmp_path / "out", image_folder)
 
     real, saved, trained, bad = (row for _, row in table.iterrows())
+    assert saved["model"] == "mobilenet_v2:my_mobilenet_copy.pth"
     for row in (real, saved):
         assert row["acc1"] == 1.0 and row["acc5"] == 1.0 and row["images"] == 2 and row["skipped"] == 60
         assert row["params_m"] == pytest.approx(3.505, abs=0.01)

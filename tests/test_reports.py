@@ -83,44 +83,45 @@ def test_report_figures_are_in_tensorboard(run_dir):
     assert "report/training_curves" in tags
 
 
-def test_tables_and_confusion_matrix_equal_sklearn(run_dir, predictions, tmp_path):
-    from imgcls.reports.report import write_report
-
-    write_report([predictions], tmp_path)
+def test_tables_and_confusion_matrix_equal_sklearn(run_dir, predictions):
     names = predictions.class_names
     expected = classification_report(
         predictions.labels, predictions.predicted, target_names=names, output_dict=True, zero_division=0
     )
-    for table_dir in (tmp_path / "test", run_dir / "report" / "test"):  # ours, and the run's own
-        per_class = pd.read_csv(table_dir / "per_class.csv", dtype={"class": str}).set_index("class")
-        assert sorted(per_class.index) == sorted(names)
-        for name in names:
-            for column, key in (("precision", "precision"), ("recall", "recall"), ("f1", "f1-score")):
-                assert per_class.loc[name, column] == pytest.approx(expected[name][key], abs=1e-6)
-            assert per_class.loc[name, "support"] == expected[name]["support"]
-        averages = pd.read_csv(table_dir / "averages.csv").set_index("average")
-        for average in ("macro", "weighted"):
-            for column, key in (("precision", "precision"), ("recall", "recall"), ("f1", "f1-score")):
-                assert averages.loc[average, column] == pytest.approx(expected[f"{average} avg"][key], abs=1e-6)
-        matrix = pd.read_csv(table_dir / "confusion_matrix.csv", index_col=0).to_numpy()
-        np.testing.assert_array_equal(matrix, confusion_matrix(predictions.labels, predictions.predicted))
+    # The tables the training run wrote at its end, from the same (best) checkpoint.
+    table_dir = run_dir / "report" / "test"
+    per_class = pd.read_csv(table_dir / "per_class.csv", dtype={"class": str}).set_index("class")
+    assert sorted(per_class.index) == sorted(names)
+    for name in names:
+        for column, key in (("precision", "precision"), ("recall", "recall"), ("f1", "f1-score")):
+            assert per_class.loc[name, column] == pytest.approx(expected[name][key], abs=1e-6)
+        assert per_class.loc[name, "support"] == expected[name]["support"]
+    averages = pd.read_csv(table_dir / "averages.csv").set_index("average")
+    for average in ("macro", "weighted"):
+        for column, key in (("precision", "precision"), ("recall", "recall"), ("f1", "f1-score")):
+            assert averages.loc[average, column] == pytest.approx(expected[f"{average} avg"][key], abs=1e-6)
+    matrix = pd.read_csv(table_dir / "confusion_matrix.csv", index_col=0).to_numpy()
+    np.testing.assert_array_equal(matrix, confusion_matrix(predictions.labels, predictions.predicted))
 
-        # Worst first: F1 never decreases down the table.
-        assert per_class["f1"].is_monotonic_increasing
-        pairs = pd.read_csv(table_dir / "confused_pairs.csv", dtype={"true": str, "predicted": str})
-        for row in pairs.itertuples():
-            assert row.true != row.predicted
-            assert matrix[names.index(row.true), names.index(row.predicted)] == row.count
-        assert pairs["count"].is_monotonic_decreasing
-        off_diagonal = matrix[~np.eye(len(names), dtype=bool)]
-        assert pairs["count"].iloc[0] == off_diagonal.max()
+    # Worst first: F1 never decreases down the table.
+    assert per_class["f1"].is_monotonic_increasing
+    pairs = pd.read_csv(table_dir / "confused_pairs.csv", dtype={"true": str, "predicted": str})
+    for row in pairs.itertuples():
+        assert row.true != row.predicted
+        assert matrix[names.index(row.true), names.index(row.predicted)] == row.count
+    assert pairs["count"].is_monotonic_decreasing
+    off_diagonal = matrix[~np.eye(len(names), dtype=bool)]
+    assert pairs["count"].iloc[0] == off_diagonal.max()
 
 
 def test_calibration_is_computed_from_the_predictions(predictions):
     bins = calibration_bins(predictions, n_bins=15)
 
     # An independent ECE: a loop over the bins.
-    confidence, correct = predictions.probabilities.max(1), predictions.probabilities.argmax(1) == predictions.labels
+    confidence, correct = (
+        predictions.probabilities.max(1),
+        predictions.probabilities.argmax(1) == predictions.labels,
+    )
     ece = 0.0
     for lo, hi in zip(np.linspace(0, 1, 16)[:-1], np.linspace(0, 1, 16)[1:], strict=True):
         inside = (confidence >= lo) & ((confidence < hi) if hi < 1 else (confidence <= hi))
@@ -128,7 +129,9 @@ def test_calibration_is_computed_from_the_predictions(predictions):
             ece += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
     assert bins.ece == pytest.approx(ece, abs=1e-9)
     reference = MulticlassCalibrationError(len(predictions.class_names), n_bins=15, norm="l1")
-    expected = reference(torch.from_numpy(predictions.probabilities).float(), torch.from_numpy(predictions.labels))
+    expected = reference(
+        torch.from_numpy(predictions.probabilities).float(), torch.from_numpy(predictions.labels)
+    )
     assert bins.ece == pytest.approx(expected.item(), abs=1e-5)
     assert bins.counts.sum() == len(predictions.labels)
 
@@ -152,7 +155,10 @@ def test_error_gallery_shows_the_most_confident_mistakes(predictions):
     assert predictions.confidence[picks[0]] == predictions.confidence[~predictions.correct].max()
     first = picks[0]
     caption = mistake_caption(predictions, first)
-    true, predicted = predictions.class_names[predictions.labels[first]], predictions.class_names[predictions.predicted[first]]
+    true, predicted = (
+        predictions.class_names[predictions.labels[first]],
+        predictions.class_names[predictions.predicted[first]],
+    )
     assert caption == f"{true} → {predicted} ({predictions.confidence[first]:.2f})"
 
 
@@ -172,7 +178,9 @@ def test_quadratic_weighted_kappa_for_ordinal_labels():
 
     metrics = headline_metrics(predictions, ordinal=True)
     assert metrics["quadratic_kappa"] == pytest.approx(kappa, abs=1e-9)
-    assert metrics["quadratic_kappa"] == pytest.approx(cohen_kappa_score(labels, predicted, weights="quadratic"))
+    assert metrics["quadratic_kappa"] == pytest.approx(
+        cohen_kappa_score(labels, predicted, weights="quadratic")
+    )
     assert "quadratic_kappa" not in headline_metrics(predictions)
 
 

@@ -69,7 +69,7 @@ def from_checkpoint(ckpt_path: str | Path) -> InferenceModel:
         return torch.from_numpy(load_image(path, channels, (height, width))).float().div_(255.0)
 
     return InferenceModel(
-        name=str(ckpt_path),
+        name=str(ckpt_path),  # the full path: it says which run the checkpoint comes from
         net=model,
         class_names=model.class_names,
         preprocess=preprocess,

@@ -10,7 +10,9 @@ import torch
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 
 
-def export_onnx(model: torch.nn.Module, input_shape, path: str | Path, opset: int = 17, dynamo: bool = False) -> Path:
+def export_onnx(
+    model: torch.nn.Module, input_shape, path: str | Path, opset: int = 17, dynamo: bool = False
+) -> Path:
     """Write ``model`` (float [0, 1] images ``[N, *input_shape]`` in, logits out) with a
     dynamic batch size. Normalization is inside the model, so the ONNX file takes the same
     input as ``predict.py`` gives the checkpoint."""
@@ -65,5 +67,7 @@ def export_checkpoint(cfg) -> Path:
                     f"{output}: ONNX logits differ from PyTorch's by {difference:.2e} > atol={cfg.atol}"
                 )
         print(f"Checked with onnxruntime: max |ONNX - PyTorch| = {difference:.2e} (atol {cfg.atol})")
-    print(f"ONNX model: {output} (input '{INPUT_NAME}': float [N, {', '.join(map(str, input_shape))}] in [0, 1])")
+    print(
+        f"ONNX model: {output} (input '{INPUT_NAME}': float [N, {', '.join(map(str, input_shape))}] in [0, 1])"
+    )
     return output

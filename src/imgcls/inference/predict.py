@@ -27,11 +27,15 @@ def list_inputs(source: str | Path, path_column: str = "path") -> list[Path]:
         return [source]
     table = pd.read_csv(source)
     if path_column not in table:
-        raise ValueError(f"{source}: no column {path_column!r} (columns: {', '.join(map(str, table.columns))})")
+        raise ValueError(
+            f"{source}: no column {path_column!r} (columns: {', '.join(map(str, table.columns))})"
+        )
     return [p if p.is_absolute() else source.parent / p for p in map(Path, table[path_column].astype(str))]
 
 
-def predict_files(model: InferenceModel, files: list[Path], topk: int = 5, batch_size: int = 32) -> pd.DataFrame:
+def predict_files(
+    model: InferenceModel, files: list[Path], topk: int = 5, batch_size: int = 32
+) -> pd.DataFrame:
     """One row per file in order: ``path``, ``label_i``/``prob_i`` for i = 1..k, and ``error``."""
     topk = min(topk, len(model.class_names))
     rows: list[dict] = [{"path": str(path)} for path in files]
@@ -40,18 +44,24 @@ def predict_files(model: InferenceModel, files: list[Path], topk: int = 5, batch
         try:
             pending.append((index, _decode(model, path)))
         except (ImageDecodeError, ValueError, OSError, RuntimeError) as error:
-            rows[index][ERROR_COLUMN] = str(getattr(error, "reason", None) or f"{type(error).__name__}: {error}")
+            rows[index][ERROR_COLUMN] = str(
+                getattr(error, "reason", None) or f"{type(error).__name__}: {error}"
+            )
         if len(pending) == batch_size or (index == len(files) - 1 and pending):
             _predict_batch(model, pending, rows, topk)
             pending = []
-    columns = ["path"] + [f"{kind}_{i}" for i in range(1, topk + 1) for kind in ("label", "prob")] + [ERROR_COLUMN]
+    columns = (
+        ["path"] + [f"{kind}_{i}" for i in range(1, topk + 1) for kind in ("label", "prob")] + [ERROR_COLUMN]
+    )
     return pd.DataFrame(rows).reindex(columns=columns).fillna({ERROR_COLUMN: ""})
 
 
 def _decode(model: InferenceModel, path: Path) -> torch.Tensor:
     if not is_image_file(path):
         suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
-        raise ImageDecodeError(path, f"unsupported file type {path.suffix or '(none)'!r}; images are {suffixes}")
+        raise ImageDecodeError(
+            path, f"unsupported file type {path.suffix or '(none)'!r}; images are {suffixes}"
+        )
     return model.preprocess(path)
 
 
@@ -70,7 +80,9 @@ def run_predict(cfg) -> Path:
     from imgcls.inference.loading import load_inference_model
 
     if bool(cfg.ckpt_path) == bool(cfg.model_name):
-        raise ConfigError("set exactly one of ckpt_path=<file.ckpt> or model_name=<torchvision model> [weights=...]")
+        raise ConfigError(
+            "set exactly one of ckpt_path=<file.ckpt> or model_name=<torchvision model> [weights=...]"
+        )
     spec = cfg.ckpt_path or f"{cfg.model_name}:{cfg.weights}"
     model = load_inference_model(str(spec))
     table = predict_files(model, list_inputs(cfg.input, cfg.path_column), cfg.topk, cfg.batch_size)

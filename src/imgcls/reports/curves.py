@@ -27,7 +27,9 @@ def epoch_metrics(csv_path: str | Path) -> pd.DataFrame:
     frame = frame.rename(columns={c: c.removesuffix("_epoch") for c in frame.columns if c.endswith("_epoch")})
     # Test metrics are logged after training, under the next epoch number: not a curve point.
     frame = frame.drop(columns=[c for c in frame.columns if c.startswith("test")])
-    frame = frame.dropna(subset=["epoch"]).dropna(how="all", subset=[c for c in frame.columns if c != "epoch"])
+    frame = frame.dropna(subset=["epoch"]).dropna(
+        how="all", subset=[c for c in frame.columns if c != "epoch"]
+    )
     frame["epoch"] = frame["epoch"].astype(int)
     return frame.groupby("epoch", as_index=True).last().sort_index()
 

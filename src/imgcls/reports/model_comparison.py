@@ -83,7 +83,9 @@ def count_flops(net: torch.nn.Module, input_shape) -> int:
     return int(counter.get_total_flops())
 
 
-def measure_speed(net: torch.nn.Module, input_shape, batch_size: int = 32, warmup: int = 3, repeats: int = 10):
+def measure_speed(
+    net: torch.nn.Module, input_shape, batch_size: int = 32, warmup: int = 3, repeats: int = 10
+):
     """Median latency of one image (ms) and median throughput at ``batch_size`` (images/s),
     after warm-up runs, on this machine's default device and threads."""
 
@@ -109,14 +111,19 @@ def compare_models(
     batch_size: int = 32,
     warmup: int = 3,
     repeats: int = 10,
+    speed_batch_size: int | None = None,
 ) -> pd.DataFrame:
-    """One row per model spec; a model that fails to load or score gets its error, not a crash."""
+    """One row per model spec; a model that fails to load or score gets its error, not a crash.
+
+    Throughput is timed at ``speed_batch_size`` images per batch (default ``batch_size``).
+    """
     folders = labelled_images(image_root)
     rows = []
     for spec in specs:
         row: dict = {"model": spec}
         try:
             model = load_inference_model(spec)
+            row["model"] = model.name
             net = model.net.eval()
             row.update(score(model, folders, batch_size))
             row["classes"] = len(model.class_names)
@@ -124,7 +131,7 @@ def compare_models(
             row["params_m"] = sum(p.numel() for p in net.parameters()) / 1e6
             row["gflops"] = count_flops(net, model.input_shape) / 1e9
             row["latency_ms"], row["throughput_ips"] = measure_speed(
-                net, model.input_shape, batch_size, warmup, repeats
+                net, model.input_shape, speed_batch_size or batch_size, warmup, repeats
             )
             has_file = model.weights_file is not None and model.weights_file.exists()
             row["file_mb"] = model.weights_file.stat().st_size / 1e6 if has_file else float("nan")
@@ -133,7 +140,9 @@ def compare_models(
         rows.append(row)
     columns = ["model", "acc1", "acc5", "images", "skipped", "unreadable", "classes", "input"]
     columns += ["params_m", "gflops", "latency_ms", "throughput_ips", "file_mb", ERROR_COLUMN]
-    return pd.DataFrame(rows).reindex(columns=columns).fillna({ERROR_COLUMN: ""})
+    table = pd.DataFrame(rows).reindex(columns=columns).fillna({ERROR_COLUMN: ""})
+    table.attrs["speed_batch_size"] = speed_batch_size or batch_size
+    return table
 
 
 def plot_comparison(table: pd.DataFrame):
@@ -144,7 +153,7 @@ def plot_comparison(table: pd.DataFrame):
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.6 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    names = [Path(m).name if m.endswith(".ckpt") else m for m in table["model"]]
+    names = [Path(m).name if m.endswith(".ckpt") else m for m in table["model"]]  # not the whole path
     for ax, metric in zip(axes.flat, metrics, strict=False):
         ax.axis("on")
         ax.bar(range(len(table)), table[metric].fillna(0), color=plt.cm.tab10.colors[: len(table)])
@@ -159,7 +168,10 @@ def write_comparison(table: pd.DataFrame, out_dir: str | Path, image_root: str |
     """``comparison.csv``, ``comparison.md`` (the table, the charts, how it was measured) and ``comparison.png``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {name: out_dir / f"comparison.{suffix}" for name, suffix in (("csv", "csv"), ("markdown", "md"), ("chart", "png"))}
+    paths = {
+        name: out_dir / f"comparison.{suffix}"
+        for name, suffix in (("csv", "csv"), ("markdown", "md"), ("chart", "png"))
+    }
     table.to_csv(paths["csv"], index=False)
     figure = plot_comparison(table)
     figure.savefig(paths["chart"], dpi=110, bbox_inches="tight")
@@ -178,7 +190,7 @@ def write_comparison(table: pd.DataFrame, out_dir: str | Path, image_root: str |
                 "Acc@1/Acc@5 over the readable images of the folders named after the model's classes "
                 "(`skipped`: images of other folders). GFLOPs: one forward pass on one image, counted "
                 "by `torch.utils.flop_counter` (a multiply-add = 2 FLOPs). Latency: median of batch-1 "
-                f"forward passes after warm-up; throughput: batch of {int(table.attrs.get('batch_size', 32))}, "
+                f"forward passes after warm-up; throughput: batches of {table.attrs.get('speed_batch_size', '?')}, "
                 f"median. Measured on this machine with {torch.get_num_threads()} threads.",
                 "",
             ]
@@ -189,7 +201,9 @@ def write_comparison(table: pd.DataFrame, out_dir: str | Path, image_root: str |
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+", help="model specs: name[:weights], name:state_dict.pth, or a .ckpt")
+    parser.add_argument(
+        "models", nargs="+", help="model specs: name[:weights], name:state_dict.pth, or a .ckpt"
+    )
     parser.add_argument("--images", required=True, type=Path, help="folder with one sub-folder per class")
     parser.add_argument("--out", type=Path, default=Path("comparison"), help="output folder")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -197,7 +211,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args(argv)
     table = compare_models(args.models, args.images, args.batch_size, args.warmup, args.repeats)
-    table.attrs["batch_size"] = args.batch_size
     paths = write_comparison(table, args.out, args.images)
     print(to_markdown(table))
     print(f"\nReport: {paths['markdown']}")

@@ -9,7 +9,12 @@ from pathlib import Path
 from sklearn.metrics import confusion_matrix
 
 from imgcls.reports.calibration import calibration_bins, plot_confidence_histogram, plot_reliability_diagram
-from imgcls.reports.classification_report import averages_table, headline_metrics, per_class_table, to_markdown
+from imgcls.reports.classification_report import (
+    averages_table,
+    headline_metrics,
+    per_class_table,
+    to_markdown,
+)
 from imgcls.reports.confusion_matrix import confused_pairs, plot_confusion_matrix
 from imgcls.reports.curves import CSV_METRICS, epoch_metrics, plot_training_curves
 from imgcls.reports.error_gallery import plot_error_gallery
@@ -68,7 +73,12 @@ def write_report(
     if curves and curves.exists():
         epochs = epoch_metrics(curves)
         epochs.reset_index().to_csv(out_dir / "training_curves.csv", index=False)
-        lines += ["## Training curves", "", f"![training curves]({writer.figure(plot_training_curves(epochs), 'training_curves.png')})", ""]
+        lines += [
+            "## Training curves",
+            "",
+            f"![training curves]({writer.figure(plot_training_curves(epochs), 'training_curves.png')})",
+            "",
+        ]
     all_metrics = {}
     for split in predictions:
         metrics, section = _split_section(split, writer, ordinal, gallery_size, confused_pairs_top)
@@ -105,14 +115,23 @@ def _split_section(
     matrix = confusion_matrix(predictions.labels, predictions.predicted, labels=range(len(names)))
     _write_matrix_csv(matrix, names, writer.out_dir / f"{name}/confusion_matrix.csv")
     raw = writer.figure(
-        plot_confusion_matrix(matrix, names, title=f"Confusion matrix: {name}"), f"{name}/confusion_matrix.png"
+        plot_confusion_matrix(matrix, names, title=f"Confusion matrix: {name}"),
+        f"{name}/confusion_matrix.png",
     )
     normalized = writer.figure(
-        plot_confusion_matrix(matrix, names, normalize=True, title=f"Confusion matrix (row-normalized): {name}"),
+        plot_confusion_matrix(
+            matrix, names, normalize=True, title=f"Confusion matrix (row-normalized): {name}"
+        ),
         f"{name}/confusion_matrix_normalized.png",
     )
     pairs = writer.table(confused_pairs(matrix, names, top_pairs), f"{name}/confused_pairs.csv")
-    lines += ["### Confusion matrix", "", f"![confusion matrix]({raw})", f"![row-normalized]({normalized})", ""]
+    lines += [
+        "### Confusion matrix",
+        "",
+        f"![confusion matrix]({raw})",
+        f"![row-normalized]({normalized})",
+        "",
+    ]
     lines += [f"### Most confused pairs (top {top_pairs})", "", _read_md(writer, pairs), ""]
 
     reliability = writer.figure(
@@ -122,7 +141,13 @@ def _split_section(
         plot_confidence_histogram(predictions, title=f"Confidence, correct vs wrong: {name}"),
         f"{name}/confidence_histogram.png",
     )
-    lines += [f"### Calibration (ECE = {bins.ece:.4f})", "", f"![reliability]({reliability})", f"![confidence]({histogram})", ""]
+    lines += [
+        f"### Calibration (ECE = {bins.ece:.4f})",
+        "",
+        f"![reliability]({reliability})",
+        f"![confidence]({histogram})",
+        "",
+    ]
     gallery = writer.figure(
         plot_error_gallery(predictions, gallery_size, title=f"Most confident mistakes: {name}"),
         f"{name}/error_gallery.png",
@@ -164,7 +189,12 @@ def write_run_report(model, datamodule, run_dir: Path, loggers=(), global_step: 
     tensorboard = next((lg.experiment for lg in loggers if isinstance(lg, TensorBoardLogger)), None)
     try:
         report = write_model_report(
-            model, datamodule, run_dir / "report", run_dir=run_dir, tensorboard=tensorboard, global_step=global_step
+            model,
+            datamodule,
+            run_dir / "report",
+            run_dir=run_dir,
+            tensorboard=tensorboard,
+            global_step=global_step,
         )
     except Exception:  # noqa: BLE001 - reported, and the run's results stay valid
         logging.getLogger(__name__).warning("the evaluation report failed:\n%s", traceback.format_exc())

@@ -39,7 +39,11 @@ def summarize_sweep(sweep_dir: str | Path) -> pd.DataFrame:
         raise FileNotFoundError(f"{sweep_dir}: no job directories (none has {OVERRIDES})")
     records = [_job_record(job) for job in jobs]
     overrides = [_overrides(job) for job in jobs]
-    varying = [key for key in dict.fromkeys(k for o in overrides for k in o) if len({o.get(key) for o in overrides}) > 1]
+    varying = [
+        key
+        for key in dict.fromkeys(k for o in overrides for k in o)
+        if len({o.get(key) for o in overrides}) > 1
+    ]
     monitor, mode = _monitor(jobs)
     rows = []
     for job, record, override in zip(jobs, records, overrides, strict=True):
@@ -90,7 +94,10 @@ def write_sweep_summary(sweep_dir: str | Path) -> dict[str, Path]:
         "",
     ]
     varying = table.attrs["varying"]
-    labels = {row["job"]: ", ".join(f"{key}={row[key]}" for key in varying) or row["job"] for _, row in table.iterrows()}
+    labels = {
+        row["job"]: ", ".join(f"{key}={row[key]}" for key in varying) or row["job"]
+        for _, row in table.iterrows()
+    }
     figures = {
         "metric_vs_lr": (plot_metric_vs_lr(sweep_dir, monitor), sweep_dir / "metric_vs_lr.png"),
         "val_curves": (plot_val_curves(sweep_dir, monitor, labels), sweep_dir / "val_curves.png"),
@@ -122,7 +129,9 @@ def plot_metric_vs_lr(sweep_dir: str | Path, monitor: str):
     for model, group in frame.groupby("model", sort=True):
         ax.plot(group["lr"], group["value"], "-o", label=model)
     ax.set_xscale("log")
-    ax.set(xlabel="learning rate", ylabel=f"best {monitor}", title=f"Best {monitor} against the learning rate")
+    ax.set(
+        xlabel="learning rate", ylabel=f"best {monitor}", title=f"Best {monitor} against the learning rate"
+    )
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     fig.tight_layout()
