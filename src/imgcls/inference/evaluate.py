@@ -31,9 +31,7 @@ def evaluate(cfg: DictConfig) -> Path:
     ckpt = Path(cfg.ckpt_path)
     run_dir = find_run_dir(ckpt)
     data_cfg = cfg.get("data") or _run_data_config(ckpt, run_dir)
-    device = (
-        "cuda" if cfg.device == "auto" and torch.cuda.is_available() else cfg.device.replace("auto", "cpu")
-    )
+    device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_classifier(ckpt, map_location=device)
     datamodule = instantiate(data_cfg)
     datamodule.setup("test")

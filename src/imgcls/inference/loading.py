@@ -66,7 +66,7 @@ def from_checkpoint(ckpt_path: str | Path) -> InferenceModel:
     channels, height, width = (int(v) for v in model.hparams.input_shape)
 
     def preprocess(path):
-        return torch.from_numpy(load_image(path, channels, (height, width))).float().div_(255.0)
+        return torch.tensor(load_image(path, channels, (height, width)), dtype=torch.float32).div_(255.0)
 
     return InferenceModel(
         name=str(ckpt_path),  # the full path: it says which run the checkpoint comes from

@@ -6,6 +6,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
 from sklearn.metrics import confusion_matrix
 
 from imgcls.reports.calibration import calibration_bins, plot_confidence_histogram, plot_reliability_diagram
@@ -34,10 +36,12 @@ class ReportWriter:
         path = self.out_dir / relative_path
         path.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(path, dpi=110, bbox_inches="tight")
-        if self.tensorboard is not None:
-            tag = "report/" + relative_path.removesuffix(".png")
-            self.tensorboard.add_figure(tag, figure, global_step=self.global_step, close=False)
         plt.close(figure)
+        if self.tensorboard is not None:
+            # The saved PNG, not add_figure: drawing a large figure twice costs seconds.
+            image = np.asarray(Image.open(path).convert("RGB"))
+            tag = "report/" + relative_path.removesuffix(".png")
+            self.tensorboard.add_image(tag, image, global_step=self.global_step, dataformats="HWC")
         return relative_path
 
     def table(self, table, relative_path: str) -> str:
@@ -166,13 +170,14 @@ def _write_matrix_csv(matrix, class_names: list[str], path: Path) -> None:
     pd.DataFrame(matrix, index=class_names, columns=class_names).rename_axis("true \\ predicted").to_csv(path)
 
 
-def write_model_report(model, datamodule, out_dir: str | Path, **kwargs) -> Path:
-    """Predict every test set of ``datamodule`` with ``model`` and write the report."""
-    predictions = predict_test_sets(model, datamodule)
-    ordinal = kwargs.pop("ordinal", None)
+def write_model_report(model, datamodule, out_dir: str | Path, ordinal: bool | None = None, **kwargs) -> Path:
+    """Predict every test set of ``datamodule`` with ``model`` and write the report.
+
+    ``ordinal=None`` takes the data module's ``ordinal`` attribute (ordered grades, e.g. retinopathy).
+    """
     if ordinal is None:
         ordinal = bool(getattr(datamodule, "ordinal", False))
-    return write_report(predictions, out_dir, ordinal=ordinal, **kwargs)
+    return write_report(predict_test_sets(model, datamodule), out_dir, ordinal=ordinal, **kwargs)
 
 
 def write_run_report(model, datamodule, run_dir: Path, loggers=(), global_step: int = 0) -> str | None:
