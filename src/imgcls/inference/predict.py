@@ -19,7 +19,9 @@ def list_inputs(source: str | Path, path_column: str = "path") -> list[Path]:
     source = Path(source)
     if source.is_dir():
         files = (p for p in source.rglob("*") if p.is_file())
-        return sorted(p for p in files if not any(part.startswith(".") for part in p.relative_to(source).parts))
+        return sorted(
+            p for p in files if not any(part.startswith(".") for part in p.relative_to(source).parts)
+        )
     if not source.is_file():
         raise FileNotFoundError(f"input not found: {source}")
     if source.suffix.lower() != ".csv":

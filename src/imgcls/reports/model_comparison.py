@@ -141,6 +141,8 @@ def compare_models(
     columns = ["model", "acc1", "acc5", "images", "skipped", "unreadable", "classes", "input"]
     columns += ["params_m", "gflops", "latency_ms", "throughput_ips", "file_mb", ERROR_COLUMN]
     table = pd.DataFrame(rows).reindex(columns=columns).fillna({ERROR_COLUMN: ""})
+    for column in ("images", "skipped", "unreadable", "classes"):  # counts stay integers next to failed rows
+        table[column] = table[column].astype("Int64")
     table.attrs["speed_batch_size"] = speed_batch_size or batch_size
     return table
 
@@ -209,7 +211,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for PyTorch (default: its own choice)"
+    )
     args = parser.parse_args(argv)
+    if args.threads:
+        # On a shared machine fewer threads than cores give steadier timings (../BENCHMARKING.md).
+        torch.set_num_threads(args.threads)
     table = compare_models(args.models, args.images, args.batch_size, args.warmup, args.repeats)
     paths = write_comparison(table, args.out, args.images)
     print(to_markdown(table))
