@@ -88,6 +88,8 @@ def to_markdown(table: pd.DataFrame) -> str:
     def cell(value) -> str:
         if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
             return ""
-        return f"{value:.4f}" if isinstance(value, float | np.floating) else str(value)
+        if isinstance(value, float | np.floating):
+            return f"{value:.4f}"
+        return str(value).replace("\n", " ").replace("|", "\\|")  # one table row per record
 
     return table.map(cell).to_markdown(index=False, disable_numparse=True)
