@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 from omegaconf import OmegaConf
 
 from imgcls.reports.classification_report import to_markdown
@@ -157,6 +158,7 @@ def plot_val_curves(sweep_dir: str | Path, monitor: str, labels: dict[str, str] 
                 series = epochs[metric].dropna()
                 ax.plot(series.index, series.values, "-o", markersize=3, label=label)
         ax.set(xlabel="Epoch", ylabel=metric, title=f"{metric}, every run")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
