@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from imgcls.data.arrays import ImageArrays, keep_batch
 from imgcls.data.augment import BatchAugment, to_unit_float
@@ -43,8 +43,17 @@ class ImageDataModule(L.LightningDataModule):
         augment: Mapping | None = None,
         mean: list[float] | None = None,
         std: list[float] | None = None,
+        sampler: str = "random",
+        ordinal: bool = False,
     ):
         super().__init__()
+        if sampler not in ("random", "weighted"):
+            raise ValueError(f"data.sampler must be 'random' or 'weighted', got {sampler!r}")
+        # weighted: each epoch draws len(train) samples with replacement, every class equally
+        # likely. Under DDP, Lightning shards the draw across ranks (DistributedSamplerWrapper).
+        self.sampler = sampler
+        # Ordered classes (e.g. disease grades): the model also reports quadratic weighted kappa.
+        self.ordinal = bool(ordinal)
         self.batch_size = int(batch_size)
         self.eval_batch_size = int(eval_batch_size or batch_size)
         self.num_workers = int(num_workers)
@@ -63,6 +72,8 @@ class ImageDataModule(L.LightningDataModule):
             self._check_labels()
 
     def train_dataloader(self) -> DataLoader:
+        if self.sampler == "weighted":
+            return self._loader(self._splits.train, self.batch_size, sampler=self._balanced_sampler())
         return self._loader(self._splits.train, self.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
@@ -117,15 +128,21 @@ class ImageDataModule(L.LightningDataModule):
             raise RuntimeError(f"{type(self).__name__}.setup() must run before its data is used")
         return self.splits
 
-    def _loader(self, data: ImageArrays, batch_size: int, shuffle: bool = False) -> DataLoader:
+    def _loader(self, data: ImageArrays, batch_size: int, shuffle: bool = False, sampler=None) -> DataLoader:
         return DataLoader(
             data,
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             collate_fn=keep_batch,
         )
+
+    def _balanced_sampler(self) -> WeightedRandomSampler:
+        labels = self._splits.train.labels
+        counts = torch.bincount(labels, minlength=self.num_classes).double()
+        return WeightedRandomSampler((1.0 / counts)[labels], num_samples=len(labels), replacement=True)
 
     def _stats(self) -> tuple[list[float], list[float]]:
         if not hasattr(self, "_cached_stats"):

@@ -64,6 +64,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float) -> float | Non
         class_weights=class_weights(cfg.loss.class_weights, datamodule.class_counts),
         test_set_names=list(datamodule.test_sets),
         channels_last=cfg.get("channels_last", False),
+        ordinal=getattr(datamodule, "ordinal", False),
     )
     history = MetricsHistory(cfg.monitor.metric, cfg.monitor.mode)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c] + [history]
