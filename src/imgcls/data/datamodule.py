@@ -147,9 +147,10 @@ class ImageDataModule(L.LightningDataModule):
     def _stats(self) -> tuple[list[float], list[float]]:
         if not hasattr(self, "_cached_stats"):
             images = self._splits.train.images
+            pick = torch.arange(len(images))
             if len(images) > _STATS_SAMPLE:
                 pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:_STATS_SAMPLE]
-                images = images[pick.sort().values]
+            images = images[pick.sort().values]  # a tensor, also when a split decodes on demand
             pixels = images.transpose(0, 1).reshape(images.shape[1], -1).double() / 255.0
             mean, std = pixels.mean(1), pixels.std(1).clamp_min(1e-6)
             self._cached_stats = (mean.tolist(), std.tolist())

@@ -37,12 +37,12 @@ def list_class_folders(root: str | Path) -> dict[str, list[str]]:
         raise FileNotFoundError(f"image folder {root} does not exist or is not a directory")
     classes: dict[str, list[str]] = {}
     ignored: list[str] = []
-    for entry in _entries(root):
+    for entry in visible_entries(root):
         if not entry.is_dir():
             ignored.append(entry.path)
             continue
         files = []
-        for item in _entries(Path(entry.path)):
+        for item in visible_entries(Path(entry.path)):
             if item.is_file() and is_image_file(item.name):
                 files.append(item.path)
             else:
@@ -78,7 +78,7 @@ def check_same_classes(expected: Sequence[str], found: Sequence[str], where: str
         )
 
 
-def _entries(directory: Path) -> list[os.DirEntry]:
+def visible_entries(directory: Path) -> list[os.DirEntry]:
     """Visible entries sorted by name; a looping or dangling link raises, naming it."""
     with os.scandir(directory) as scan:
         entries = sorted((entry for entry in scan if not is_hidden(entry.name)), key=lambda e: e.name)
