@@ -24,6 +24,13 @@ CJK_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 CHARACTERS = ["人", "口", "木", "火", "水", "山"]
 
 
+def set_up_data(module_class, tmp_path: Path, **settings):
+    """A file data module, set up, with its cache and reports under ``tmp_path``."""
+    data = module_class(cache_dir=tmp_path / "cache", report_dir=tmp_path / "run", progress=False, **settings)
+    data.setup("fit")
+    return data
+
+
 # --- CASIA ------------------------------------------------------------------------------
 def render_character(char: str, rng: np.random.Generator) -> Image.Image:
     """One "handwritten" grayscale character: dark ink on light paper, varying size."""
@@ -41,7 +48,9 @@ def render_character(char: str, rng: np.random.Generator) -> Image.Image:
     a, b, d, e = cos, sin + shear, -sin, cos  # output pixel -> input pixel, about the centre
     cx, cy = width / 2, height / 2
     matrix = (a, b, cx - a * cx - b * cy, d, e, cy - d * cx - e * cy)
-    canvas = canvas.transform(canvas.size, Image.Transform.AFFINE, matrix, Image.Resampling.BILINEAR, fillcolor=255)
+    canvas = canvas.transform(
+        canvas.size, Image.Transform.AFFINE, matrix, Image.Resampling.BILINEAR, fillcolor=255
+    )
     if rng.random() < 0.5:
         canvas = canvas.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.0)))
     noisy = np.asarray(canvas, dtype=np.float64) + rng.normal(0, 12, (height, width))
@@ -219,4 +228,9 @@ def _png_header_only(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0"))
+        + chunk(b"IEND", b"")
+    )

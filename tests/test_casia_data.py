@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from image_fixtures import CHARACTERS, make_casia, make_character_folders
+from image_fixtures import CHARACTERS, make_casia, make_character_folders, set_up_data
 
 from imgcls.data.casia import CasiaDataModule
 
@@ -26,10 +26,7 @@ def casia_tree(tmp_path_factory):
 
 
 def casia_data(root, tmp_path, **overrides):
-    settings = dict(root=root, cache_dir=tmp_path / "cache", report_dir=tmp_path / "run", progress=False)
-    data = CasiaDataModule(**{**settings, **overrides})
-    data.setup("fit")
-    return data
+    return set_up_data(CasiaDataModule, tmp_path, root=root, **overrides)
 
 
 def test_chinese_folders_load_as_80x60_grayscale_with_a_seeded_20_percent_validation(casia_tree, tmp_path):

@@ -14,6 +14,7 @@ from image_fixtures import (
     make_class_folders,
     photo_variant,
     save_in_mode,
+    set_up_data,
     write_bad_file,
 )
 from PIL import Image
@@ -37,18 +38,8 @@ def copy_of_tree(class_tree, tmp_path):
 
 
 def folder_data(root, tmp_path, **overrides):
-    settings = dict(
-        root=root,
-        image_size=(32, 32),
-        cache_dir=tmp_path / "cache",
-        report_dir=tmp_path / "run",
-        progress=False,
-        val_fraction=0.25,
-        test_fraction=0.25,
-    )
-    data = FolderDataModule(**{**settings, **overrides})
-    data.setup("fit")
-    return data
+    settings = {"root": root, "image_size": (32, 32), "val_fraction": 0.25, "test_fraction": 0.25}
+    return set_up_data(FolderDataModule, tmp_path, **{**settings, **overrides})
 
 
 # --- decoding ---------------------------------------------------------------------------

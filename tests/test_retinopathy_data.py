@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from image_fixtures import make_kaggle_table, make_retinopathy, write_column
+from image_fixtures import make_kaggle_table, make_retinopathy, set_up_data, write_column
 from sklearn.metrics import cohen_kappa_score
 
 from imgcls.data.label_csv import LabelCSVError
@@ -30,17 +30,8 @@ def retina_copy(tmp_path_factory):
 
 
 def retina_data(root, tmp_path, **overrides):
-    settings = dict(
-        root=root,
-        image_size=(32, 32),
-        cache_dir=tmp_path / "cache",
-        report_dir=tmp_path / "run",
-        progress=False,
-        val_fraction=0.2,
-    )
-    data = RetinopathyDataModule(**{**settings, **overrides})
-    data.setup("fit")
-    return data
+    settings = {"root": root, "image_size": (32, 32), "val_fraction": 0.2}
+    return set_up_data(RetinopathyDataModule, tmp_path, **{**settings, **overrides})
 
 
 def test_every_row_is_kept_with_or_without_a_header(retina, tmp_path):
@@ -87,7 +78,15 @@ def test_the_kaggle_table_layout(retina, tmp_path):
         ({8: "no_such_eye"}, None, r"1 rows name files that do not exist:\n    line 9: .*no_such_eye.jpeg"),
         (None, {1: "severe"}, r"labels that are not integers on line 2"),
     ],
-    ids=["out_of_range", "blank_label", "nan_label", "blank_id", "duplicate_id", "missing_file", "not_integer"],
+    ids=[
+        "out_of_range",
+        "blank_label",
+        "nan_label",
+        "blank_id",
+        "duplicate_id",
+        "missing_file",
+        "not_integer",
+    ],
 )
 def test_bad_rows_name_the_file_and_line(retina_copy, tmp_path, ids_edit, labels_edit, message):
     for name, edit in (("train_img.csv", ids_edit), ("train_label.csv", labels_edit)):
@@ -123,7 +122,9 @@ def test_kappa_is_sklearns_quadratic_weighted_kappa():
     target = rng.integers(0, 5, 200)
     predicted = np.clip(target + rng.integers(-1, 2, 200) * (rng.random(200) < 0.4), 0, 4)
     metrics = classification_metrics(5, "val/", ordinal=True)
-    metrics.update(torch.nn.functional.one_hot(torch.from_numpy(predicted), 5).float(), torch.from_numpy(target))
+    metrics.update(
+        torch.nn.functional.one_hot(torch.from_numpy(predicted), 5).float(), torch.from_numpy(target)
+    )
     expected = cohen_kappa_score(target, predicted, weights="quadratic")
     assert metrics.compute()["val/kappa"].item() == pytest.approx(expected, abs=1e-5)
     assert "val/kappa" not in classification_metrics(5, "val/").keys()

@@ -156,7 +156,9 @@ class DecodeCache:
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         record = [(index, item.path, item.reason) for index, item in sorted(bad.items())]
         try:
-            tmp.write_text(json.dumps({"format": CACHE_FORMAT, "count": count, "bad": record}, ensure_ascii=False))
+            tmp.write_text(
+                json.dumps({"format": CACHE_FORMAT, "count": count, "bad": record}, ensure_ascii=False)
+            )
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)

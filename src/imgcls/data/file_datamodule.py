@@ -57,16 +57,16 @@ class FileSplits:
 
 class FileDataModule(ImageDataModule):
     """Args (each a ``data.*`` config key):
-        image_size: ``[H, W]`` every image is resized to.
-        channels: 1 (grayscale) or 3 (RGB); every image mode is converted to it.
-        cache: decode once into ``cache_dir`` (memory-mapped); ``false`` decodes each item
-            in the DataLoader workers every epoch (datasets too large to cache).
-        cache_dir: where decoded images are kept; safe to delete.
-        decode_workers: threads that decode while the cache is built.
-        skip_bad: drop undecodable files (listed in ``<report_dir>/bad_files.csv``) instead
-            of stopping; still stops when more than ``max_bad_fraction`` of them are bad.
-        report_dir: where ``bad_files.csv`` goes (the run directory).
-        progress: show a progress bar while decoding.
+    image_size: ``[H, W]`` every image is resized to.
+    channels: 1 (grayscale) or 3 (RGB); every image mode is converted to it.
+    cache: decode once into ``cache_dir`` (memory-mapped); ``false`` decodes each item
+        in the DataLoader workers every epoch (datasets too large to cache).
+    cache_dir: where decoded images are kept; safe to delete.
+    decode_workers: threads that decode while the cache is built.
+    skip_bad: drop undecodable files (listed in ``<report_dir>/bad_files.csv``) instead
+        of stopping; still stops when more than ``max_bad_fraction`` of them are bad.
+    report_dir: where ``bad_files.csv`` goes (the run directory).
+    progress: show a progress bar while decoding.
     """
 
     def __init__(
@@ -103,8 +103,13 @@ class FileDataModule(ImageDataModule):
         files = self.list_files()
         # One decode for train+val+test (sorted, so another split seed reuses it); one per
         # extra test set, so adding one does not decode the main data again.
-        groups = {"main": [files.train, files.val, files.test], **{n: [s] for n, s in files.extra_tests.items()}}
-        pools = {name: sorted({path for part in parts for path in part.paths}) for name, parts in groups.items()}
+        groups = {
+            "main": [files.train, files.val, files.test],
+            **{n: [s] for n, s in files.extra_tests.items()},
+        }
+        pools = {
+            name: sorted({path for part in parts for path in part.paths}) for name, parts in groups.items()
+        }
         decoded = {name: self._decode(paths) for name, paths in pools.items()}
         bad = {pool[i]: item for name, pool in pools.items() for i, item in decoded[name][1].items()}
         self._handle_bad(bad, total=sum(len(pool) for pool in pools.values()))

@@ -55,7 +55,10 @@ def list_class_folders(root: str | Path) -> dict[str, list[str]]:
     if ignored:
         named = ", ".join(ignored[:_NAMED_IN_WARNING])
         more = f" and {len(ignored) - _NAMED_IN_WARNING} more" if len(ignored) > _NAMED_IN_WARNING else ""
-        warnings.warn(f"{root}: skipped {len(ignored)} entries that are not images in class folders: {named}{more}", stacklevel=2)
+        warnings.warn(
+            f"{root}: skipped {len(ignored)} entries that are not images in class folders: {named}{more}",
+            stacklevel=2,
+        )
     return classes
 
 

@@ -35,7 +35,10 @@ class LabelledIds:
 
 
 def read_column_pair(
-    ids_csv: Path, labels_csv: Path, header: str | bool = "auto", id_is_file: Callable[[str], bool] | None = None
+    ids_csv: Path,
+    labels_csv: Path,
+    header: str | bool = "auto",
+    id_is_file: Callable[[str], bool] | None = None,
 ) -> LabelledIds:
     """Ids from ``ids_csv`` and labels from ``labels_csv``, one column each, row for row.
 
@@ -77,9 +80,7 @@ def read_table(csv_path: Path, id_column: str, label_column: str) -> LabelledIds
     return _check(ids, labels, lines, str(csv_path), blank_where={"id": csv_path, "label": csv_path})
 
 
-def check_labels_and_files(
-    table: LabelledIds, num_classes: int, path_of: Callable[[str], Path]
-) -> list[str]:
+def check_labels_and_files(table: LabelledIds, num_classes: int, path_of: Callable[[str], Path]) -> list[str]:
     """Paths of the table's files; raises naming every line with an out-of-range label or a
     missing file."""
     problems = []
@@ -87,7 +88,9 @@ def check_labels_and_files(
     if len(out_of_range):
         problems.append(f"labels outside 0..{num_classes - 1} on {_lines(out_of_range)}")
     paths = [str(path_of(image_id)) for image_id in table.ids]
-    missing = [(line, path) for line, path in zip(table.lines, paths, strict=True) if not os.path.isfile(path)]
+    missing = [
+        (line, path) for line, path in zip(table.lines, paths, strict=True) if not os.path.isfile(path)
+    ]
     if missing:
         listed = "\n".join(f"    line {line}: {path}" for line, path in missing[:_LISTED_ROWS])
         more = f"\n    ... and {len(missing) - _LISTED_ROWS} more" if len(missing) > _LISTED_ROWS else ""
@@ -97,10 +100,14 @@ def check_labels_and_files(
     return paths
 
 
-def _check(ids: list[str], labels: list[str], lines: np.ndarray, source: str, blank_where: dict) -> LabelledIds:
+def _check(
+    ids: list[str], labels: list[str], lines: np.ndarray, source: str, blank_where: dict
+) -> LabelledIds:
     problems = []
     for kind, values in (("id", ids), ("label", labels)):
-        blank = [line for line, value in zip(lines, values, strict=True) if value == "" or value.lower() == "nan"]
+        blank = [
+            line for line, value in zip(lines, values, strict=True) if value == "" or value.lower() == "nan"
+        ]
         if blank:
             problems.append(f"blank or NaN {kind} in {blank_where[kind]} on {_lines(blank)}")
     not_integer = [
@@ -115,11 +122,15 @@ def _check(ids: list[str], labels: list[str], lines: np.ndarray, source: str, bl
         seen[image_id].append(int(line))
     duplicates = {image_id: rows for image_id, rows in seen.items() if len(rows) > 1 and image_id}
     if duplicates:
-        listed = ", ".join(f"{image_id!r} on lines {rows}" for image_id, rows in list(duplicates.items())[:_LISTED_ROWS])
+        listed = ", ".join(
+            f"{image_id!r} on lines {rows}" for image_id, rows in list(duplicates.items())[:_LISTED_ROWS]
+        )
         problems.append(f"duplicate ids: {listed}")
     if problems:
         raise LabelCSVError(f"{source}: " + "; ".join(problems))
-    return LabelledIds(ids, np.array([int(float(v)) for v in labels], dtype=np.int64), np.asarray(lines), source)
+    return LabelledIds(
+        ids, np.array([int(float(v)) for v in labels], dtype=np.int64), np.asarray(lines), source
+    )
 
 
 def _one_column(path: Path) -> list[str]:

@@ -82,7 +82,10 @@ class RetinopathyDataModule(FileDataModule):
         if split == "test" and not (images and labels):
             return None
         return read_column_pair(
-            self.root / images, self.root / labels, self.header, id_is_file=lambda v: self.image_path(v).is_file()
+            self.root / images,
+            self.root / labels,
+            self.header,
+            id_is_file=lambda v: self.image_path(v).is_file(),
         )
 
     def _samples(self, table: LabelledIds) -> FileSamples:

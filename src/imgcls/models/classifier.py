@@ -65,7 +65,10 @@ class ImageClassifier(L.LightningModule):
         self.val_metrics = classification_metrics(num_classes, "val/", ordinal)
         self.val_confusion = MulticlassConfusionMatrix(num_classes)
         self.test_metrics = nn.ModuleDict(
-            {name: classification_metrics(num_classes, split_prefix(name), ordinal) for name in test_set_names}
+            {
+                name: classification_metrics(num_classes, split_prefix(name), ordinal)
+                for name in test_set_names
+            }
         )
         self.test_confusion = nn.ModuleDict(
             {name: MulticlassConfusionMatrix(num_classes) for name in test_set_names}
