@@ -21,7 +21,7 @@ from PIL import Image
 
 from imgcls.data.decode_cache import BadImagesError
 from imgcls.data.folder import FolderDataModule
-from imgcls.data.image_io import load_image
+from imgcls.data.image_io import ImageDecodeError, load_image
 
 PER_CLASS = 12
 
@@ -72,6 +72,15 @@ def test_exif_orientation_is_applied(tmp_path):
     decoded = load_image(path, channels=1)[0]
     assert decoded.shape == (40, 20)
     assert decoded[:20].mean() > 200 and decoded[20:].mean() < 50  # the white half is now on top
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_an_image_between_pils_warning_and_error_limits_is_refused(tmp_path, monkeypatch):
+    """PIL only warns from its pixel limit up to twice it; that range must be refused too."""
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1,600 pixels: above 1x, below 2x
+    with pytest.raises(ImageDecodeError, match="decompression-bomb limit"):
+        load_image(tmp_path / "big.png", channels=1)
 
 
 # --- layouts and splits -----------------------------------------------------------------
