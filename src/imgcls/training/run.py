@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 from hydra.utils import instantiate
@@ -41,6 +42,8 @@ def train(cfg: DictConfig) -> float | None:
 
 
 def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float) -> float | None:
+    # Lightning's own use of a torch API deprecated under it; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     import lightning as L
     from lightning.pytorch.callbacks import LearningRateMonitor
 
