@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,23 @@ def test_cannot_install_warns_and_succeeds(tmp_path, apt_get, uid, warning):
     assert warning in result.stderr
     if uid != 0:
         assert calls == []
+
+
+@pytest.mark.skipif(
+    not Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc").exists(), reason="needs fonts-wqy-microhei"
+)
+def test_a_stale_matplotlib_font_cache_is_refreshed(tmp_path):
+    """A font installed after matplotlib cached the font list is found after the install step."""
+    python = sys.executable
+    env = {**os.environ, "MPLCONFIGDIR": str(tmp_path)}
+    sees_font = "from matplotlib import font_manager as fm; print(any(f.name == 'WenQuanYi Micro Hei' for f in fm.fontManager.ttflist))"
+    forget_font = (
+        "import glob, json; from matplotlib import font_manager; path, = glob.glob(sys.argv[1] + '/fontlist-*.json');"
+        "cache = json.load(open(path)); cache['ttflist'] = [f for f in cache['ttflist'] if 'wqy' not in f['fname']];"
+        "json.dump(cache, open(path, 'w'))"
+    )
+    subprocess.run([python, "-c", f"import sys; {forget_font}", str(tmp_path)], env=env, check=True)
+    check = [python, "-c", sees_font]
+    assert subprocess.run(check, env=env, capture_output=True, text=True).stdout.strip() == "False"
+    subprocess.run(["sh", str(SCRIPT), python], env=env, check=True, timeout=120)
+    assert subprocess.run(check, env=env, capture_output=True, text=True).stdout.strip() == "True"
