@@ -193,7 +193,7 @@ def test_a_listing_that_refuses_the_csv_is_the_finding(tmp_path, photos):
 
 
 def test_digits_report_and_tensorboard(tmp_path):
-    run_dir = inspect_dataset(inspect_config(tmp_path, "data=digits"))
+    run_dir = inspect_dataset(inspect_config(tmp_path, "data=digits", "inspect.samples_per_class=3"))
     counts = pd.read_csv(run_dir / "class_counts.csv", index_col="class")
     assert counts["total"].sum() == 1797 and list(counts.index) == list(range(10))
     train = counts["train"]

@@ -26,17 +26,17 @@ COLUMNS = ["split", "label", "item", "height", "width", "mode", "bytes", "hash",
 _CHANNEL_MODES = {1: "L", 3: "RGB"}
 
 
-def listed_splits(listing) -> dict:
-    """The listing's splits by name: train, val, test, then any extra test sets."""
-    splits = {"train": listing.train, "val": listing.val, "test": listing.test}
-    return {**splits, **dict(getattr(listing, "extra_tests", None) or {})}
+def named_splits(splits: DatasetSplits) -> dict:
+    """train, val, test, then any extra test sets, by name."""
+    return {"train": splits.train, "val": splits.val, "test": splits.test, **splits.extra_tests}
 
 
 def file_catalog(listing, hash_contents: bool = True) -> pd.DataFrame:
     """A row per listed file, with the size and mode in its header (nothing is decoded)."""
     names = list(listing.class_names)
     rows = []
-    for split, samples in listed_splits(listing).items():
+    parts = {"train": listing.train, "val": listing.val, "test": listing.test}
+    for split, samples in {**parts, **dict(getattr(listing, "extra_tests", None) or {})}.items():
         for path, label in zip(samples.paths, np.asarray(samples.labels).tolist(), strict=True):
             name = names[label] if 0 <= label < len(names) else f"<label {label}>"
             rows.append({"split": split, "label": name, "item": str(path), **_header(Path(path))})
@@ -51,8 +51,7 @@ def file_catalog(listing, hash_contents: bool = True) -> pd.DataFrame:
 def array_catalog(splits: DatasetSplits, hash_contents: bool = True) -> pd.DataFrame:
     """A row per image held in memory; ``item`` is ``<split>[<index>]``."""
     frames = []
-    named = {"train": splits.train, "val": splits.val, "test": splits.test, **splits.extra_tests}
-    for split, data in named.items():
+    for split, data in named_splits(splits).items():
         images = data.images.numpy()
         n, channels, height, width = images.shape
         flat = images.reshape(n, -1)

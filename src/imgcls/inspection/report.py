@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,8 @@ import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from imgcls.inspection.catalog import array_catalog, file_catalog
+from imgcls.data.datamodule import DatasetSplits
+from imgcls.inspection.catalog import array_catalog, file_catalog, named_splits
 from imgcls.inspection.checks import (
     PROBLEM_COLUMNS,
     class_counts,
@@ -36,6 +38,20 @@ class DatasetLoadError(RuntimeError):
     """The dataset could not be loaded; the report in the run directory says what was found."""
 
 
+@dataclass
+class Loaded:
+    """What could be read of a dataset: its file listing, its arrays, or why not."""
+
+    listing: object | None = None
+    splits: DatasetSplits | None = None
+    error: Exception | None = None
+
+    @property
+    def class_names(self) -> list[str]:
+        source = self.splits or self.listing
+        return list(source.class_names) if source is not None else []
+
+
 def inspect_dataset(cfg: DictConfig) -> Path:
     """Inspect ``cfg.data`` with the options in ``cfg.inspect``; returns the report directory."""
     options = cfg.inspect
@@ -43,52 +59,23 @@ def inspect_dataset(cfg: DictConfig) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     datamodule = instantiate(cfg.data)
     dataset = cfg.data.get("_target_", type(datamodule).__name__)
+    loaded = load(datamodule)
 
-    listing, load_error = None, None
-    if callable(getattr(datamodule, "list_files", None)):
-        try:
-            listing = datamodule.list_files()
-        except Exception as error:  # noqa: BLE001 - the reason is the finding
-            load_error = error
-    if load_error is None:
-        try:
-            datamodule.setup("fit")
-        except Exception as error:  # noqa: BLE001
-            load_error = error
-    splits = datamodule.splits
-
-    if listing is not None:
-        catalog, source = file_catalog(listing, options.hash_contents), "original files"
-    elif splits is not None:
-        catalog, source = array_catalog(splits, options.hash_contents), "arrays in memory"
+    # Files are described as they are on disk; array datasets as they are held in memory.
+    if loaded.listing is not None:
+        catalog, source = file_catalog(loaded.listing, options.hash_contents), "original files"
+    elif loaded.splits is not None:
+        catalog, source = array_catalog(loaded.splits, options.hash_contents), "arrays in memory"
     else:
         catalog, source = None, None
-    class_names = list(splits.class_names if splits is not None else listing.class_names if listing else [])
     problems = find_problems(catalog) if catalog is not None else pd.DataFrame(columns=PROBLEM_COLUMNS)
-    if load_error is not None:
-        problem = pd.DataFrame(
-            [{"problem": "load_error", "split": "", "item": dataset, "detail": str(load_error)}]
-        )
-        problems = pd.concat([problem, problems], ignore_index=True)
-
-    if splits is not None:
-        labels = {
-            name: [class_names[i] for i in part.labels.tolist()]
-            for name, part in datamodule.test_sets.items()
-        }
-        labels = {
-            "train": [class_names[i] for i in splits.train.labels.tolist()],
-            "val": [class_names[i] for i in splits.val.labels.tolist()],
-            **labels,
-        }
-    elif catalog is not None:
-        labels = {split: list(group["label"]) for split, group in catalog.groupby("split", sort=False)}
-    else:
-        labels = {}
-    counts = class_counts(labels, class_names) if labels else None
+    if loaded.error is not None:
+        error = {"problem": "load_error", "split": "", "item": dataset, "detail": str(loaded.error)}
+        problems = pd.concat([pd.DataFrame([error]), problems], ignore_index=True)
+    labels = _labels_by_split(loaded, catalog)
+    counts = class_counts(labels, loaded.class_names) if labels else None
     ratio = imbalance_ratio(counts["train"]) if counts is not None and "train" in counts else None
 
-    writer = _tensorboard(run_dir)
     figures = {}
     if counts is not None:
         counts.to_csv(run_dir / "class_counts.csv")
@@ -98,26 +85,64 @@ def inspect_dataset(cfg: DictConfig) -> Path:
         size_summary(catalog).to_csv(run_dir / "image_sizes.csv")
         mode_counts(catalog).to_csv(run_dir / "image_modes.csv")
         figures["image_sizes"] = size_histograms(catalog, bins=options.histogram_bins)
-    if splits is not None:
-        figures["samples"] = sample_grid(
-            _samples_per_class(splits, options.samples_per_class, options.grid_classes, seed=cfg.seed)
-        )
+    if loaded.splits is not None:
+        samples = _samples_per_class(loaded.splits, options.samples_per_class, options.grid_classes, cfg.seed)
+        figures["samples"] = sample_grid(samples)
     problems.to_csv(run_dir / "problems.csv", index=False)
-
     summary = {
         "dataset": dataset,
         "described_from": source,
-        "num_classes": len(class_names),
-        "class_names": class_names,
+        "num_classes": len(loaded.class_names),
+        "class_names": loaded.class_names,
         "split_sizes": {split: len(values) for split, values in labels.items()},
         "imbalance_ratio": ratio,
         "problems": problems["problem"].value_counts().to_dict(),
-        "load_error": None if load_error is None else f"{type(load_error).__name__}: {load_error}",
+        "load_error": None if loaded.error is None else f"{type(loaded.error).__name__}: {loaded.error}",
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
     markdown = _markdown(summary, counts, catalog, problems, list(figures))
     (run_dir / "report.md").write_text(markdown, encoding="utf-8")
+    _write_figures_and_tensorboard(run_dir, markdown, figures, ratio)
 
+    print(f"Dataset report: {run_dir / 'report.md'}")
+    if loaded.error is not None:
+        raise DatasetLoadError(
+            f"{dataset} could not be loaded ({type(loaded.error).__name__}: {loaded.error}); "
+            f"what could be inspected is in {run_dir}"
+        ) from loaded.error
+    return run_dir
+
+
+def load(datamodule) -> Loaded:
+    """List the files (file datasets), then load; a failure is kept, not raised."""
+    loaded = Loaded()
+    try:
+        if callable(getattr(datamodule, "list_files", None)):
+            loaded.listing = datamodule.list_files()
+        datamodule.setup("fit")  # not reached when the listing fails: it would fail the same way
+    except Exception as error:  # noqa: BLE001 - why a dataset does not load is the finding
+        loaded.error = error
+    loaded.splits = datamodule.splits
+    return loaded
+
+
+def _labels_by_split(loaded: Loaded, catalog: pd.DataFrame | None) -> dict[str, list[str]]:
+    """Each split's class names, from the arrays trained on, else from the file listing."""
+    if loaded.splits is not None:
+        names = loaded.class_names
+        return {
+            split: [names[i] for i in data.labels.tolist()]
+            for split, data in named_splits(loaded.splits).items()
+        }
+    if catalog is not None:
+        return {split: list(group["label"]) for split, group in catalog.groupby("split", sort=False)}
+    return {}
+
+
+def _write_figures_and_tensorboard(run_dir: Path, markdown: str, figures: dict, ratio: float | None) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
     writer.add_text("inspection/report", markdown)
     if ratio is not None and math.isfinite(ratio):
         writer.add_scalar("inspection/imbalance_ratio", ratio)
@@ -125,14 +150,6 @@ def inspect_dataset(cfg: DictConfig) -> Path:
         fig.savefig(run_dir / f"{name}.png", dpi=100)
         writer.add_figure(f"inspection/{name}", fig)  # closes the figure
     writer.close()
-
-    print(f"Dataset report: {run_dir / 'report.md'}")
-    if load_error is not None:
-        raise DatasetLoadError(
-            f"{dataset} could not be loaded ({type(load_error).__name__}: {load_error}); "
-            f"what could be inspected is in {run_dir}"
-        ) from load_error
-    return run_dir
 
 
 def _samples_per_class(splits, per_class: int, max_classes: int, seed: int) -> dict[str, np.ndarray]:
@@ -179,9 +196,3 @@ def _markdown(summary: dict, counts, catalog, problems: pd.DataFrame, figures: l
         lines.append(problems.head(_LISTED_PROBLEMS).to_markdown(index=False))
     lines += [""] + [f"![{name}]({name}.png)" for name in figures]
     return "\n".join(lines) + "\n"
-
-
-def _tensorboard(run_dir: Path):
-    from torch.utils.tensorboard import SummaryWriter
-
-    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
