@@ -78,9 +78,9 @@ class Cifar10DataModule(ImageDataModule):
         if missing:
             raise FileNotFoundError(
                 f"CIFAR-10 files not found: {folder} lacks {', '.join(missing)}. Download {self.url} and "
-                f"extract it into {self.data_dir} (it unpacks as {FOLDER}/ holding "
-                f"{', '.join((*TRAIN_FILES, TEST_FILE, META_FILE))}), or set data.data_dir to the folder "
-                "that has them, or run with data.download=true on a machine that is online."
+                f"extract it into {self.data_dir} (it unpacks as {FOLDER}/ with data_batch_1..5, "
+                f"{TEST_FILE} and {META_FILE}), or set data.data_dir to the folder that has them, or run "
+                "with data.download=true on a machine that is online."
             )
         return folder
 
