@@ -167,7 +167,7 @@ def _samples_per_class(splits, per_class: int, max_classes: int, seed: int) -> d
 def _markdown(summary: dict, counts, catalog, problems: pd.DataFrame, figures: list[str]) -> str:
     lines = [f"# Dataset inspection: `{summary['dataset']}`", ""]
     if summary["load_error"]:
-        lines += [f"**The dataset could not be loaded:** {summary['load_error']}", ""]
+        lines += ["**The dataset could not be loaded:**", "", "```", summary["load_error"], "```", ""]
     sizes = ", ".join(f"{split} {n:,}" for split, n in summary["split_sizes"].items())
     lines += [f"- classes: {summary['num_classes']}", f"- images: {sizes or 'none'}"]
     if summary["imbalance_ratio"] is not None and counts is not None:
@@ -193,6 +193,9 @@ def _markdown(summary: dict, counts, catalog, problems: pd.DataFrame, figures: l
     else:
         kinds = ", ".join(f"{kind}: {n}" for kind, n in summary["problems"].items())
         lines += [f"{len(problems)} found ({kinds}); all in `problems.csv`.", ""]
-        lines.append(problems.head(_LISTED_PROBLEMS).to_markdown(index=False))
+        listed = problems.head(_LISTED_PROBLEMS)
+        # A cell cannot hold a line break; the full text is in problems.csv.
+        listed = listed.assign(detail=listed["detail"].astype(str).str.replace(r"\s*\n\s*", " ", regex=True))
+        lines.append(listed.to_markdown(index=False))
     lines += [""] + [f"![{name}]({name}.png)" for name in figures]
     return "\n".join(lines) + "\n"
