@@ -58,7 +58,10 @@ class ImageDataModule(L.LightningDataModule):
         self.eval_batch_size = int(eval_batch_size or batch_size)
         self.num_workers = int(num_workers)
         self.augment = BatchAugment(**dict(augment or {}))
-        self._fixed_mean, self._fixed_std = mean, std
+        # Plain floats: a config's ListConfig would end up in the model's checkpoint hparams,
+        # which torch.load(weights_only=True) refuses to read back.
+        self._fixed_mean = [float(value) for value in mean] if mean is not None else None
+        self._fixed_std = [float(value) for value in std] if std is not None else None
         self.splits: DatasetSplits | None = None
 
     # --- what subclasses provide -------------------------------------------------------
