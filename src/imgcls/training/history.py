@@ -16,9 +16,9 @@ class MetricsHistory(Callback):
         self.monitor, self.mode = monitor, mode
         self.epochs: list[dict[str, float]] = []
 
-    # on_validation_end, not on_validation_epoch_end: callbacks run before the module's own
-    # epoch-end hook, so metrics the module logs there (val/acc) would be one epoch stale.
     def on_validation_end(self, trainer, pl_module) -> None:
+        # Not on_validation_epoch_end: callbacks run that hook before the module logs its metrics.
+        # (Lightning runs checkpoint callbacks last, so saved checkpoints include this epoch.)
         if trainer.sanity_checking:
             return
         scalars = {
