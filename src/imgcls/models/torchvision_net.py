@@ -166,6 +166,8 @@ class TorchvisionNet(nn.Module):
             original head) instead; preprocessing then follows ``weights`` or the default weights.
         load_weights: False builds the same net and preprocessing without reading any weights
             file, for when a checkpoint's state dict replaces them anyway.
+        new_head: False keeps the pretrained classifier and its classes (``num_classes`` must
+            then be the weights' class count), e.g. to predict ImageNet classes.
         finetune: ``full``, ``frozen`` or ``gradual`` (see the module docstring).
         unfreeze_at_epoch: the epoch at which ``gradual`` unfreezes the backbone.
         backbone_lr_mult: the backbone's learning rate is ``lr * backbone_lr_mult``.
@@ -185,6 +187,7 @@ class TorchvisionNet(nn.Module):
         weights: str | None = None,
         weights_path: str | None = None,
         load_weights: bool = True,
+        new_head: bool = True,
         finetune: str = "full",
         unfreeze_at_epoch: int = 1,
         backbone_lr_mult: float = 1.0,
@@ -205,7 +208,12 @@ class TorchvisionNet(nn.Module):
         self.model = self._build(name, weights_path if load_weights else None, load_weights, builder_args)
         disable_aux_logits(self.model)
         original_classes = len(self.weights.meta["categories"]) if self.weights else 1000
-        self.head_layer_name = replace_head(self.model, original_classes, num_classes)
+        if new_head:
+            self.head_layer_name = replace_head(self.model, original_classes, num_classes)
+        elif num_classes == original_classes:
+            self.head_layer_name = find_head(self.model, num_classes)
+        else:
+            raise ValueError(f"new_head=false keeps {name}'s {original_classes} classes, the data has {num_classes}")
         self.head = self.model.get_submodule(head or self.head_layer_name)
 
         recipe = self.weights.transforms() if self.weights else None
