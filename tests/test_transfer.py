@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import compose_config, run_train_py
+from conftest import CONF_DIR, compose_config, run_train_py
 from omegaconf import OmegaConf
 
 from imgcls.config import ConfigError, check_required
@@ -40,7 +40,9 @@ def one_thread():
 
 def tiny_step(name: str, input_size=None, num_classes: int = 3):
     """Build ``name`` with a new head for grayscale 8x8 data; one forward/backward step."""
-    net = TorchvisionNet([1, 8, 8], num_classes, name, input_size=input_size, builder_args=FAST_INIT.get(name))
+    net = TorchvisionNet(
+        [1, 8, 8], num_classes, name, input_size=input_size, builder_args=FAST_INIT.get(name)
+    )
     net.train()
     logits = net(torch.rand(2, 1, 8, 8))
     logits.logsumexp(1).sum().backward()
@@ -266,3 +268,35 @@ def test_listing_shows_each_weights_imagenet_metrics(capsys):
     assert main(["alexnet", "--format", "csv"]) == 0
     out = capsys.readouterr().out
     assert "AlexNet_Weights.IMAGENET1K_V1,True,56.522,79.066,61.1,0.714,224,alexnet-owt-7be5be79.pth" in out
+
+
+# --- experiment recipes --------------------------------------------------------------------
+RECIPES = {
+    "cifar10_mlp": "cifar10",
+    "cifar10_cnn": "cifar10",
+    "cifar10_cnn_bn": "cifar10",
+    "cifar10_vgg16_frozen": "cifar10",
+    "retinopathy_resnet18": "retinopathy",
+    "retinopathy_resnet50": "retinopathy",
+    "retinopathy_resnet18_pretrained": "retinopathy",
+    "retinopathy_resnet50_pretrained": "retinopathy",
+    "casia_logreg": "casia",
+    "casia_cnn": "casia",
+    "casia_transfer": "casia",
+}
+
+
+@pytest.mark.parametrize(("recipe", "data"), RECIPES.items())
+def test_recipe_composes_with_the_seed_setup(recipe, data, tmp_path):
+    if not (CONF_DIR / "data" / f"{data}.yaml").exists():
+        pytest.skip(f"conf/data/{data}.yaml is not in this checkout (built on another branch)")
+    cfg = compose_config(f"experiment={recipe}", output_dir=tmp_path)
+    assert cfg.task_name == recipe and (CONF_DIR / "experiment" / f"{recipe}.yaml").exists()
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    OmegaConf.to_container(cfg.optimizer, resolve=True)
+    if "transfer" in recipe or "vgg16" in recipe or "pretrained" in recipe:
+        assert model["net"]["pretrained"] is True
+    if recipe == "casia_transfer":
+        assert model["net"]["finetune"] == "gradual" and model["net"]["backbone_lr_mult"] == 0.01
+    if recipe.startswith("retinopathy"):
+        assert cfg.optimizer.lr == 2.5e-4 and cfg.data.batch_size == 4

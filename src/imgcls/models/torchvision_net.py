@@ -213,7 +213,9 @@ class TorchvisionNet(nn.Module):
         elif num_classes == original_classes:
             self.head_layer_name = find_head(self.model, num_classes)
         else:
-            raise ValueError(f"new_head=false keeps {name}'s {original_classes} classes, the data has {num_classes}")
+            raise ValueError(
+                f"new_head=false keeps {name}'s {original_classes} classes, the data has {num_classes}"
+            )
         self.head = self.model.get_submodule(head or self.head_layer_name)
 
         recipe = self.weights.transforms() if self.weights else None
@@ -234,7 +236,9 @@ class TorchvisionNet(nn.Module):
             try:
                 model.load_state_dict(state)
             except RuntimeError as error:
-                raise ValueError(f"{weights_path} is not a state dict of torchvision's {name}: {error}") from None
+                raise ValueError(
+                    f"{weights_path} is not a state dict of torchvision's {name}: {error}"
+                ) from None
             return model
         if self.weights is not None and load_weights:
             ensure_weights_file(self.weights)  # torchvision then loads it from the cache
@@ -256,7 +260,10 @@ class TorchvisionNet(nn.Module):
         when it trains (a ``gradual`` backbone joins later, see ``GradualUnfreezing``)."""
         groups = [{"params": list(self.head.parameters()), "lr": lr, "name": "head"}]
         if not self.backbone_frozen:
-            groups.insert(0, {"params": self.backbone_parameters(), "lr": lr * self.backbone_lr_mult, "name": "backbone"})
+            groups.insert(
+                0,
+                {"params": self.backbone_parameters(), "lr": lr * self.backbone_lr_mult, "name": "backbone"},
+            )
         return groups
 
     def callbacks(self) -> list:
