@@ -145,6 +145,22 @@ def test_pretrained_loads_the_cached_file_and_weights_pick_by_name(torch_home):
         TorchvisionNet([3, 32, 32], 4, "resnet18", weights="IMAGENET1K_V9")
 
 
+def test_a_checkpoint_reloads_without_the_weights_file(torch_home):
+    """``load_weights=False`` rebuilds net and preprocessing from the config alone; the
+    checkpoint's state dict then supplies every weight (predict on another machine)."""
+    weights_file(resolve_weights("resnet18", pretrained=True)).parent.mkdir(parents=True)
+    torch.save(
+        torchvision.models.resnet18().state_dict(), weights_file(resolve_weights("resnet18", pretrained=True))
+    )
+    trained = TorchvisionNet([3, 32, 32], 4, "resnet18", pretrained=True).eval()
+    weights_file(resolve_weights("resnet18", pretrained=True)).unlink()
+    rebuilt = TorchvisionNet([3, 32, 32], 4, "resnet18", pretrained=True, load_weights=False).eval()
+    rebuilt.load_state_dict(trained.state_dict())
+    assert rebuilt.input_normalization == trained.input_normalization and rebuilt.input_size == (224, 224)
+    images = torch.rand(2, 3, 32, 32)
+    assert torch.equal(rebuilt(images), trained(images))
+
+
 def test_weights_path_loads_a_local_state_dict(tmp_path):
     marked = torchvision.models.resnet18().state_dict()
     marked["conv1.weight"].fill_(-0.5)
@@ -175,7 +191,8 @@ def test_train_py_resnet50_pretrained_from_the_cache_and_a_clear_error_without(t
     assert "resnet50-11ad3fa6.pth" in missing.stderr and str(checkpoints) in missing.stderr
 
     torch.save(torchvision.models.resnet50().state_dict(), checkpoints / "resnet50-11ad3fa6.pth")
-    run_train_py(*args, "debug=fast", log_dir=tmp_path / "b", env=env)
+    result = run_train_py(*args, "debug=fast", log_dir=tmp_path / "b", env=env)
+    assert "Parameters: total 23,528,522, trainable 23,528,522, frozen 0" in result.stdout  # 10 classes
     (metrics_file,) = (tmp_path / "b").rglob("metrics.json")
     metrics = json.loads(metrics_file.read_text())
     assert metrics["status"] == "ok" and metrics["params"]["frozen"] == 0
