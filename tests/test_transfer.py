@@ -23,6 +23,7 @@ from imgcls.models.torchvision_net import (
     resolve_weights,
     weights_file,
 )
+from imgcls.training.run import train
 
 NET = "imgcls.models.torchvision_net.TorchvisionNet"
 # Builders whose default (scipy) initialization takes seconds; tests skip it.
@@ -179,21 +180,24 @@ def test_missing_weights_name_the_file_the_directory_and_the_url(torch_home, mon
     assert path.name in message and str(path.parent) in message and "https://download.pytorch.org" in message
 
 
-def test_train_py_resnet50_pretrained_from_the_cache_and_a_clear_error_without(tmp_path):
-    home = tmp_path / "torch_home"
-    checkpoints = home / "hub" / "checkpoints"
-    checkpoints.mkdir(parents=True)
-    env = {"TORCH_HOME": str(home), "https_proxy": "http://127.0.0.1:9", "OMP_NUM_THREADS": "1"}
-    args = ("model=resnet50", "pretrained=true", "model.input_size=[32,32]", "logger=csv")
+def test_train_py_resnet50_pretrained_from_the_cache_and_a_clear_error_without(
+    tmp_path, torch_home, monkeypatch
+):
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")  # never download, even when online
+    args = ("model=resnet50", "pretrained=true", "model.input_size=[32,32]", "logger=csv", "debug=fast")
+    checkpoints = torch_home / "hub" / "checkpoints"
 
-    missing = run_train_py(*args, "debug=fast", log_dir=tmp_path / "a", check=False, env=env)
-    assert missing.returncode != 0
-    assert "resnet50-11ad3fa6.pth" in missing.stderr and str(checkpoints) in missing.stderr
+    # Without the file: the run stops before training, naming the file and where it goes.
+    with pytest.raises(PretrainedWeightsMissing, match="resnet50-11ad3fa6.pth") as error:
+        train(compose_config(*args, output_dir=tmp_path / "missing"))
+    assert str(checkpoints) in str(error.value)
+    assert json.loads((tmp_path / "missing" / "metrics.json").read_text())["status"] == "failed"
 
+    # With torchvision's file in the cache: `python train.py model=resnet50 pretrained=true` runs.
     torch.save(torchvision.models.resnet50().state_dict(), checkpoints / "resnet50-11ad3fa6.pth")
-    result = run_train_py(*args, "debug=fast", log_dir=tmp_path / "b", env=env)
+    result = run_train_py(*args, log_dir=tmp_path / "logs", env={"OMP_NUM_THREADS": "1"})
     assert "Parameters: total 23,528,522, trainable 23,528,522, frozen 0" in result.stdout  # 10 classes
-    (metrics_file,) = (tmp_path / "b").rglob("metrics.json")
+    (metrics_file,) = (tmp_path / "logs").rglob("metrics.json")
     metrics = json.loads(metrics_file.read_text())
     assert metrics["status"] == "ok" and metrics["params"]["frozen"] == 0
 
