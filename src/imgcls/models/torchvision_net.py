@@ -243,7 +243,7 @@ class TorchvisionNet(nn.Module):
         if self.weights is not None and load_weights:
             ensure_weights_file(self.weights)  # torchvision then loads it from the cache
             return torchvision.models.get_model(name, weights=self.weights, **kwargs)
-        if self.weights is not None:  # same layout as the weights (e.g. ViT's image size), no file read
+        if self.weights is not None:  # the weights' class count, so their head is found and replaced
             kwargs.setdefault("num_classes", len(self.weights.meta["categories"]))
         return torchvision.models.get_model(name, **kwargs)
 
