@@ -321,3 +321,27 @@ def test_recipe_composes_with_the_seed_setup(recipe, data, tmp_path):
         assert model["net"]["finetune"] == "gradual" and model["net"]["backbone_lr_mult"] == 0.01
     if recipe.startswith("retinopathy"):
         assert cfg.optimizer.lr == 2.5e-4 and cfg.data.batch_size == 4
+
+
+@pytest.mark.slow
+def test_casia_transfer_recipe_runs_end_to_end_with_real_weights(mobilenet_torch_home, tmp_path):
+    """Seed 004's recipe on CASIA-shaped grayscale characters: real MobileNetV2 weights,
+    widened to 3 channels, resized on the device, unfrozen at epoch 1 (of 2)."""
+    from image_fixtures import make_casia
+
+    root = make_casia(tmp_path / "CASIA", train_per_class=8, test_per_class=3, seed=0)
+    result = run_train_py(
+        "experiment=casia_transfer",
+        f"data.root={root}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "model.input_size=[64,48]",
+        "model.unfreeze_at_epoch=1",
+        "trainer.max_epochs=2",
+        "logger=csv",
+        log_dir=tmp_path / "logs",
+        env={"OMP_NUM_THREADS": "1", "TORCH_HOME": str(mobilenet_torch_home)},
+    )
+    assert "Epoch 1: backbone unfrozen, learning rate 1e-05" in result.stdout
+    (path,) = (tmp_path / "logs").rglob("metrics.json")
+    metrics = json.loads(path.read_text())
+    assert metrics["status"] == "ok" and metrics["epochs_trained"] == 2 and metrics["params"]["frozen"] == 0

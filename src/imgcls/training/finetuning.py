@@ -20,6 +20,10 @@ class GradualUnfreezing(BaseFinetuning):
         self.unfreeze_at_epoch = int(unfreeze_at_epoch)
         self.backbone_lr_mult = float(backbone_lr_mult)
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit":  # testing after training must not freeze the trained backbone again
+            super().setup(trainer, pl_module, stage)
+
     def freeze_before_training(self, pl_module: L.LightningModule) -> None:
         pl_module.net.set_backbone_trainable(False)
 
