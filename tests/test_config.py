@@ -22,7 +22,9 @@ def group_options():
 
 @pytest.mark.parametrize(("group", "option"), list(group_options()))
 def test_every_group_option_composes(group, option, tmp_path):
-    cfg = compose_config(f"{group}={option}", output_dir=tmp_path)
+    # model=torchvision is the generic one: the user names the model.
+    named = ["model.name=resnet18"] if (group, option) == ("model", "torchvision") else []
+    cfg = compose_config(f"{group}={option}", *named, output_dir=tmp_path)
     # Everything but values the user must supply resolves.
     missing = OmegaConf.missing_keys(cfg)
     resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)

@@ -40,12 +40,19 @@ class ConfigError(ValueError):
 
 
 def check_required(cfg: DictConfig) -> None:
-    """Fail with every missing ``???`` value named, and how to set it."""
+    """Fail with every missing ``???`` value named, and how to set it, and on ``pretrained=true``
+    for a model that has no pretrained weights."""
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         examples = " ".join(f"{key}=..." for key in missing)
         raise ConfigError(
             f"missing required config value(s): {', '.join(missing)}. Set them on the command line: {examples}"
+        )
+    if cfg.get("pretrained") and "pretrained" not in cfg.model.get("net", {}):
+        raise ConfigError(
+            f"pretrained=true, but model={cfg.model.get('name')} has no pretrained weights; pick a "
+            "torchvision model (model=resnet50, model=torchvision model.name=...; list them with "
+            "`python -m imgcls.models.list`)"
         )
 
 

@@ -138,13 +138,22 @@ class ImageClassifier(L.LightningModule):
 
     # --- optimization ------------------------------------------------------------------
     def configure_optimizers(self):
-        groups = self.net.parameter_groups() if hasattr(self.net, "parameter_groups") else self.parameters()
+        if hasattr(self.net, "parameter_groups"):  # differential learning rates
+            groups = self.net.parameter_groups(lr=self.hparams.optimizer["lr"])
+        else:
+            groups = self.parameters()
         optimizer = build_optimizer(self.hparams.optimizer, groups)
         schedule = self.hparams.scheduler
         interval = (schedule or {}).get("interval", "epoch")
         length = self.trainer.max_epochs if interval == "epoch" else self.trainer.estimated_stepping_batches
         scheduler = build_scheduler(schedule, optimizer, int(length), monitor=self.hparams.monitor)
         return {"optimizer": optimizer, "lr_scheduler": scheduler} if scheduler else optimizer
+
+    def configure_callbacks(self):
+        """Parameter counts for every run, plus what the net's training needs (e.g. unfreezing)."""
+        from imgcls.training.finetuning import ParameterCounts
+
+        return [ParameterCounts(), *(self.net.callbacks() if hasattr(self.net, "callbacks") else [])]
 
     # --- logging -----------------------------------------------------------------------
     def _log_confusion_matrix(self, tag: str, matrix: torch.Tensor) -> None:

@@ -107,6 +107,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float) -> float | Non
         "params": {
             "total": sum(p.numel() for p in model.parameters()),
             "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "frozen": sum(p.numel() for p in model.parameters() if not p.requires_grad),
         },
         "wall_time_s": round(time.time() - started, 2),
         "report": report,
