@@ -345,3 +345,37 @@ def test_casia_transfer_recipe_runs_end_to_end_with_real_weights(mobilenet_torch
     (path,) = (tmp_path / "logs").rglob("metrics.json")
     metrics = json.loads(path.read_text())
     assert metrics["status"] == "ok" and metrics["epochs_trained"] == 2 and metrics["params"]["frozen"] == 0
+
+
+def test_classifier_from_checkpoint_needs_no_weights_file(torch_home, tmp_path):
+    """Evaluate/predict on a machine without the pretrained file: the checkpoint is enough."""
+    import lightning as L
+
+    from imgcls.models.classifier import ImageClassifier
+
+    cached = weights_file(resolve_weights("resnet18", pretrained=True))
+    cached.parent.mkdir(parents=True)
+    torch.save(torchvision.models.resnet18().state_dict(), cached)
+    net = {
+        "_target_": "imgcls.models.torchvision_net.TorchvisionNet",
+        "_partial_": True,
+        "name": "resnet18",
+        "pretrained": True,
+    }
+    model = ImageClassifier(
+        net=net,
+        num_classes=3,
+        class_names=["a", "b", "c"],
+        input_shape=[3, 32, 32],
+        mean=[0.5] * 3,
+        std=[0.2] * 3,
+        optimizer={"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1},
+    ).eval()
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    cached.unlink()
+
+    rebuilt = ImageClassifier.from_checkpoint(tmp_path / "model.ckpt").eval()
+    images = torch.rand(2, 3, 32, 32)
+    assert torch.equal(rebuilt(images), model(images))

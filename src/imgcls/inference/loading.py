@@ -57,7 +57,7 @@ def load_classifier(ckpt_path: str | Path, map_location: str | torch.device = "c
     path = Path(ckpt_path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    return ImageClassifier.load_from_checkpoint(path, map_location=map_location).eval()
+    return ImageClassifier.from_checkpoint(path, map_location=map_location).eval()
 
 
 def from_checkpoint(ckpt_path: str | Path) -> InferenceModel:

@@ -76,6 +76,21 @@ class ImageClassifier(L.LightningModule):
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
 
+    @classmethod
+    def from_checkpoint(cls, path, map_location="cpu") -> ImageClassifier:
+        """Rebuild from the checkpoint alone. Its state dict holds every weight, so a net that
+        can read pretrained weights (``load_weights``) is built without them: the file may
+        not be on the machine that evaluates or predicts."""
+        import inspect
+
+        from hydra.utils import get_class
+
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        net = dict(checkpoint["hyper_parameters"]["net"])
+        if "load_weights" in inspect.signature(get_class(net["_target_"])).parameters:
+            net["load_weights"] = False
+        return cls.load_from_checkpoint(path, map_location=map_location, net=net)
+
     @property
     def class_names(self) -> list[str]:
         return list(self.hparams.class_names)
