@@ -209,7 +209,9 @@ class HandWritten:
         for batch in order.split(self.settings.batch_size):
             images = (self.augment(self.images[batch]) - self.mean) / self.std
             if self.train:
-                train_step(self.net, self.optimizer, self.criterion, self.settings, images, self.labels[batch])
+                train_step(
+                    self.net, self.optimizer, self.criterion, self.settings, images, self.labels[batch]
+                )
         _synchronize(self.settings.device)
         return clock() - start
 
@@ -508,7 +510,9 @@ def main(argv: list[str] | None = None) -> dict:
         help="cpu: time by this process's CPU time (use with --threads 1 on a busy machine)",
     )
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench")
-    parser.add_argument("override", nargs="*", help="config overrides for every model, e.g. channels_last=true")
+    parser.add_argument(
+        "override", nargs="*", help="config overrides for every model, e.g. channels_last=true"
+    )
     args = parser.parse_args(argv)
 
     global clock
