@@ -102,8 +102,8 @@ def _run(run_dir: Path, *overrides, epochs: int = 3) -> tuple[dict, pd.DataFrame
     return json.loads((run_dir / "metrics.json").read_text()), pd.read_csv(run_dir / "csv" / "metrics.csv")
 
 
-def _assert_close(a: dict, b: dict, loss_tol: float, acc_tol: float) -> None:
-    for split in ("best", "test"):
+def _assert_close(a: dict, b: dict, loss_tol: float, acc_tol: float, splits=("best", "test")) -> None:
+    for split in splits:
         for key, value in a[split].items():
             tol = loss_tol if key.endswith("loss") else acc_tol
             assert b[split][key] == pytest.approx(value, abs=tol), (split, key)
@@ -121,10 +121,12 @@ def test_channels_last_trains_to_the_same_numbers(tmp_path):
 
 
 def test_bf16_mixed_precision_stays_close_to_fp32(tmp_path):
-    # bf16 rounds differently, so runs drift apart mid-training: compare them trained.
+    # bf16 rounds differently, so runs drift apart mid-training (and may pick another best
+    # epoch): compare the trained models on the test set.
     plain, _ = _run(tmp_path / "fp32", "trainer.precision=32-true", epochs=8)
     bf16, _ = _run(tmp_path / "bf16", "trainer.precision=bf16-mixed", epochs=8)
-    _assert_close(plain, bf16, loss_tol=0.05, acc_tol=0.03)
+    assert plain["test"]["test/acc"] > 0.9
+    _assert_close(plain, bf16, loss_tol=0.05, acc_tol=0.03, splits=("test",))
 
 
 @pytest.mark.slow  # torch.compile takes 20-60 s to compile on a CPU
