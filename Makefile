@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip setuptools wheel -q
 	$(BIN)/python -m pip install -e '.[dev]'
+	sh scripts/install_cjk_font.sh $(BIN)/python
 	touch $@
 
 demo: install

@@ -8,6 +8,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.aggregation import MeanMetric
 from torchmetrics.classification import (
     MulticlassAccuracy,
+    MulticlassCohenKappa,
     MulticlassF1Score,
     MulticlassPrecision,
     MulticlassRecall,
@@ -16,9 +17,11 @@ from torchmetrics.classification import (
 TOP_K = 5
 
 
-def classification_metrics(num_classes: int, prefix: str, top_k: bool = True) -> MetricCollection:
+def classification_metrics(
+    num_classes: int, prefix: str, ordinal: bool = False, top_k: bool = True
+) -> MetricCollection:
     """Accuracy, top-5 accuracy (when there are more than 5 classes and ``top_k``), macro
-    precision/recall/F1.
+    precision/recall/F1, and for ordered classes (``ordinal``) quadratic weighted kappa as ``kappa``.
 
     Macro averages skip classes absent from both targets and predictions, as sklearn does.
     """
@@ -28,6 +31,8 @@ def classification_metrics(num_classes: int, prefix: str, top_k: bool = True) ->
         "recall": MulticlassRecall(num_classes, average="macro"),
         "f1": MulticlassF1Score(num_classes, average="macro"),
     }
+    if ordinal:
+        metrics["kappa"] = MulticlassCohenKappa(num_classes, weights="quadratic")
     if top_k and num_classes > TOP_K:
         metrics[f"top{TOP_K}"] = MulticlassAccuracy(num_classes, top_k=TOP_K, average="micro")
     return MetricCollection(metrics, prefix=prefix)
@@ -42,10 +47,10 @@ class EpochMetrics(nn.Module):
     the torchmetrics collection in one update. Memory: two integers and a flag per sample.
     """
 
-    def __init__(self, num_classes: int, prefix: str):
+    def __init__(self, num_classes: int, prefix: str, ordinal: bool = False):
         super().__init__()
         self.prefix = prefix
-        self.metrics = classification_metrics(num_classes, prefix, top_k=False)
+        self.metrics = classification_metrics(num_classes, prefix, ordinal, top_k=False)
         self.top_k = MeanMetric() if num_classes > TOP_K else None
         self._predictions: list[torch.Tensor] = []
         self._targets: list[torch.Tensor] = []

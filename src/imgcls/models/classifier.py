@@ -53,6 +53,7 @@ class ImageClassifier(L.LightningModule):
         class_weights: Sequence[float] | None = None,
         test_set_names: Sequence[str] = ("test",),
         channels_last: bool | str = False,
+        ordinal: bool = False,
     ):
         super().__init__()
         if len(class_names) != num_classes:
@@ -64,13 +65,16 @@ class ImageClassifier(L.LightningModule):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
         weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
         self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
-        self.train_metrics = EpochMetrics(num_classes, "train/")
+        self.train_metrics = EpochMetrics(num_classes, "train/", ordinal)
         self._train_loss_sums: list[torch.Tensor] = []
         self._train_samples = 0
-        self.val_metrics = classification_metrics(num_classes, "val/")
+        self.val_metrics = classification_metrics(num_classes, "val/", ordinal)
         self.val_confusion = MulticlassConfusionMatrix(num_classes)
         self.test_metrics = nn.ModuleDict(
-            {name: classification_metrics(num_classes, split_prefix(name)) for name in test_set_names}
+            {
+                name: classification_metrics(num_classes, split_prefix(name), ordinal)
+                for name in test_set_names
+            }
         )
         self.test_confusion = nn.ModuleDict(
             {name: MulticlassConfusionMatrix(num_classes) for name in test_set_names}

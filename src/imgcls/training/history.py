@@ -16,7 +16,9 @@ class MetricsHistory(Callback):
         self.monitor, self.mode = monitor, mode
         self.epochs: list[dict[str, float]] = []
 
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+    def on_validation_end(self, trainer, pl_module) -> None:
+        # Not on_validation_epoch_end: callbacks run that hook before the module logs its metrics.
+        # (Lightning runs checkpoint callbacks last, so saved checkpoints include this epoch.)
         if trainer.sanity_checking:
             return
         scalars = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 from hydra.utils import instantiate
@@ -41,7 +42,10 @@ def train(cfg: DictConfig) -> float | None:
 
 
 def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float) -> float | None:
+    # Lightning's own use of a torch API deprecated under it; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     import lightning as L
+    from lightning.pytorch.callbacks import LearningRateMonitor
 
     from imgcls.models.classifier import ImageClassifier
     from imgcls.reports.tensorboard import log_final_hparams
@@ -64,12 +68,15 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float) -> float | Non
         class_weights=class_weights(cfg.loss.class_weights, datamodule.class_counts),
         test_set_names=list(datamodule.test_sets),
         channels_last=cfg.get("channels_last", False),
+        ordinal=getattr(datamodule, "ordinal", False),
     )
     # Lightning unwraps a compiled module and compiles its forward in place.
     fitted = _compiled(model) if cfg.get("compile", False) else model
     history = MetricsHistory(cfg.monitor.metric, cfg.monitor.mode)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c] + [history]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    if not loggers:  # logger=none: a learning-rate monitor would have nowhere to write
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     if cfg.train:
