@@ -1,7 +1,7 @@
 """Training throughput of imgcls against a hand-written loop and the students' PIL pipeline.
 
     make bench                      # the Makefile sets the environment this needs (see below)
-    python scripts/bench.py --models cnn --rounds 4
+    python scripts/bench.py --models cnn --rounds 4 [config overrides, e.g. trainer.precision=bf16-mixed]
 
 Three ways to train the same net on the same CIFAR-shaped data with the same settings:
 
@@ -22,7 +22,12 @@ that a callback pauses between epochs; its time is the training part of each epo
 
 Timings on shared CPUs need ``OMP_PROC_BIND=close OMP_PLACES=cores`` and large
 ``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_`` set when the process starts
-(``make bench`` does); without them expect 10x dips and +-15% noise.
+(``make bench`` does); without them expect 10x dips and +-15% noise. On a machine that
+other jobs keep busy, ``--threads 1 --clock cpu`` times each variant by this process's CPU
+time instead of the wall clock, which the neighbours disturb much less.
+
+A last part compares the speed options (channels_last, bf16 autocast, ``--compile``) on
+the hand-written loop, so their effect shows without any framework around them.
 
 The data are 32x32 crops of scikit-learn's two sample photos at random scales and places,
 with balanced random labels: real image statistics, CIFAR's shape, nothing to download.

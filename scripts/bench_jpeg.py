@@ -11,7 +11,8 @@ under --folder); both pipelines deliver them resized to 224x224 as uint8 batches
              the same ``load_image``), then batches sliced from that array
 
 Both pipelines run in one process, epoch by epoch, interleaved; the report is each epoch's
-time and the epoch-2+ speed-up (median, min, max over epochs 2.. of decode/cache).
+time and the epoch-2+ speed-up (median, min, max over epochs 2.. of decode/cache). The
+input pipeline alone is timed: a model's step would be the same in both.
 """
 
 from __future__ import annotations
