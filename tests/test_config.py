@@ -105,9 +105,10 @@ def test_unknown_names_list_the_valid_ones(override, valid, tmp_path):
 
 def test_run_names_are_readable_and_path_safe():
     assert run_name("") == "default"
-    assert run_name("model=cnn,optimizer.lr=0.01") == "model=cnn,optimizer.lr=0.01"
+    assert run_name("model-cnn+optimizer.lr-0.01") == "model-cnn+optimizer.lr-0.01"
+    assert run_name("data.image_size-[96,96]") == "data.image_size-_96_96_"
     assert "/" not in run_name("data.root=/home/me/images")
-    assert job_name(3, "optimizer.lr=0.1") == "003_optimizer.lr=0.1"
+    assert job_name(3, "optimizer.lr-0.1") == "003_optimizer.lr-0.1"
     assert len(run_name("x=" + "a" * 500)) <= 120
 
 

@@ -28,7 +28,7 @@ def test_four_runs_with_readable_names(sweep):
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and (p / "metrics.json").exists())
     # Named by number (sorts right) and by what the job changed; display flags are left out.
     expected = [
-        f"{i:03d}_data=digits,optimizer.lr={lr},trainer.log_every_n_steps=5,trainer.max_epochs=2"
+        f"{i:03d}_data-digits+optimizer.lr-{lr}+trainer.log_every_n_steps-5+trainer.max_epochs-2"
         for i, lr in enumerate(LRS)
     ]
     assert [job.name for job in jobs] == expected
@@ -59,7 +59,7 @@ def test_event_files_hold_curves_confusion_matrices_and_hparams(sweep):
         info = plugin_data_pb2.HParamsPluginData.FromString(
             plugin["_hparams_/session_start_info"]
         ).session_start_info
-        lr = float(job.name.split("optimizer.lr=")[1].split(",")[0])
+        lr = float(job.name.split("optimizer.lr-")[1].split("+")[0])
         assert info.hparams["optimizer.lr"].number_value == pytest.approx(lr)
         metrics = json.loads((job / "metrics.json").read_text())
         hp_acc = events.Scalars("hp/test_acc")

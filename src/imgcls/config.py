@@ -12,11 +12,15 @@ MAX_NAME_LENGTH = 120
 
 
 def run_name(override_dirname: str) -> str:
-    """A readable directory name from Hydra's ``key=value,key=value`` override string."""
+    """A readable directory name from Hydra's override string (``key-value+key-value``).
+
+    Only characters that Hydra's override grammar takes unquoted are kept, so the run's
+    path can be passed back on the command line (``ckpt_path=outputs/.../last.ckpt``).
+    """
     if not override_dirname:
         return "default"
     name = override_dirname.replace("/", "-").replace("\\", "-")
-    name = re.sub(r"[^\w.,=+\-]", "_", name)
+    name = re.sub(r"[^\w.+\-]", "_", name)
     return name[:MAX_NAME_LENGTH]
 
 

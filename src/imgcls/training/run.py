@@ -88,6 +88,12 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float) -> float | Non
         results = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)
         test_metrics = {key: value for result in results for key, value in result.items()}
 
+    report = None
+    if cfg.get("report", False) and cfg.test:
+        from imgcls.reports.report import write_run_report
+
+        report = write_run_report(model, datamodule, run_dir, trainer.loggers, trainer.global_step)
+
     best = history.best() or {}
     summary = {
         "status": "ok",
@@ -105,6 +111,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float) -> float | Non
             "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
         },
         "wall_time_s": round(time.time() - started, 2),
+        "report": report,
     }
     (run_dir / METRICS_FILE).write_text(json.dumps(summary, indent=2))
     log_final_hparams(trainer.loggers, cfg, {**summary["best"], **test_metrics})
