@@ -70,6 +70,8 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float) -> float | Non
         channels_last=cfg.get("channels_last", False),
         ordinal=getattr(datamodule, "ordinal", False),
     )
+    # Lightning unwraps a compiled module and compiles its forward in place.
+    fitted = _compiled(model) if cfg.get("compile", False) else model
     history = MetricsHistory(cfg.monitor.metric, cfg.monitor.mode)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c] + [history]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
@@ -78,7 +80,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float) -> float | Non
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     if cfg.train:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(fitted, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     test_metrics = {}
     if cfg.test:
         best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -129,6 +131,12 @@ def class_weights(setting, class_counts: list[int]) -> list[float] | None:
     if len(weights) != len(class_counts):
         raise ValueError(f"loss.class_weights has {len(weights)} values for {len(class_counts)} classes")
     return weights
+
+
+def _compiled(model):
+    import torch
+
+    return torch.compile(model)
 
 
 def _plain(node) -> dict | None:
