@@ -357,7 +357,9 @@ def compose(model: str, args, out_dir: Path, overrides: list[str]):
     from hydra import initialize_config_dir
 
     register_resolvers()
+    # The digits config's keys (batch size, augment, loaders) with the benchmark's data module.
     data = (
+        "data=digits",
         f"data._target_={DATA_TARGET}",
         f"+data.train_size={args.train_size}",
         f"+data.val_size={args.val_size}",

@@ -45,7 +45,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float) -> float | Non
     # Lightning's own use of a torch API deprecated under it; nothing a user can act on.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     import lightning as L
-    from lightning.pytorch.callbacks import LearningRateMonitor
+    from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 
     from imgcls.models.classifier import ImageClassifier
     from imgcls.reports.tensorboard import log_final_hparams
@@ -75,8 +75,12 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float) -> float | Non
     history = MetricsHistory(cfg.monitor.metric, cfg.monitor.mode)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c] + [history]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
-    if not loggers:  # logger=none: a learning-rate monitor would have nowhere to write
+    # Callbacks that a switched-off feature makes meaningless are dropped rather than failing
+    # the run: the LR monitor without loggers, the progress bar with enable_progress_bar=false.
+    if not loggers:
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    if not cfg.trainer.get("enable_progress_bar", True):
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     if cfg.train:
