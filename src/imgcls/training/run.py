@@ -120,7 +120,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float) -> float | Non
     }
     (run_dir / METRICS_FILE).write_text(json.dumps(summary, indent=2))
     log_final_hparams(trainer.loggers, cfg, {**summary["best"], **test_metrics})
-    _print_where(run_dir)
+    _print_where(run_dir, report)
     return summary["best"].get(cfg.monitor.metric)
 
 
@@ -147,8 +147,10 @@ def _plain(node) -> dict | None:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
-def _print_where(run_dir: Path) -> None:
+def _print_where(run_dir: Path, report: str | None) -> None:
     print(f"\nRun directory: {run_dir}")
     print(f"  metrics:     {run_dir / METRICS_FILE}")
+    if report:
+        print(f"  report:      {report}")
     print(f"  checkpoints: {run_dir / 'checkpoints'}")
     print(f"  TensorBoard: tensorboard --logdir {run_dir}")
