@@ -67,7 +67,7 @@ def test_training_run_writes_a_report_with_every_part(run_dir):
     assert "Per class, worst first" in text and "| macro" in text and "ECE" in text
 
     # The report's accuracy is the run's own test accuracy on the best checkpoint.
-    metrics = json.loads((report_dir / "metrics.json").read_text())["test"]
+    metrics = json.loads((report_dir / "evaluation.json").read_text())["test"]
     assert metrics["acc"] == pytest.approx(summary["test"]["test/acc"], abs=1e-6)
     assert metrics["top5"] == pytest.approx(summary["test"]["test/top5"], abs=1e-6)
     assert metrics["acc"] > 0.8  # five epochs of the CNN really learn the digits
@@ -208,8 +208,8 @@ def test_evaluate_rebuilds_the_runs_data_and_writes_the_same_report(run_dir, tmp
         cfg = compose("evaluate", overrides=[f"ckpt_path='{ckpt}'", f"output_dir={tmp_path / 'eval'}"])
     report = evaluate(cfg)
     assert report == tmp_path / "eval" / "report.md"
-    ours = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    runs = json.loads((run_dir / "report" / "metrics.json").read_text())
+    ours = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    runs = json.loads((run_dir / "report" / "evaluation.json").read_text())
     assert ours["test"] == pytest.approx(runs["test"], abs=1e-6)
     assert (tmp_path / "eval" / "test" / "error_gallery.png").is_file()
     assert any((tmp_path / "eval" / "tensorboard").iterdir())

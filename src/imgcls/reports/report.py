@@ -24,6 +24,8 @@ from imgcls.reports.evaluation import Predictions, predict_test_sets
 from imgcls.reports.figures import plt
 
 REPORT_FILE = "report.md"
+# The report's figures as numbers; not the run's metrics.json, which training writes.
+EVALUATION_FILE = "evaluation.json"
 
 
 class ReportWriter:
@@ -64,7 +66,7 @@ def write_report(
     confused_pairs_top: int = 20,
     title: str = "Evaluation report",
 ) -> Path:
-    """Write tables, figures, ``metrics.json`` and ``report.md`` into ``out_dir``; return report.md.
+    """Write tables, figures, ``evaluation.json`` and ``report.md`` into ``out_dir``; return report.md.
 
     ``run_dir`` (a training run's directory) adds its training curves; ``tensorboard`` (a
     ``SummaryWriter``) receives every figure under ``report/...`` too.
@@ -88,7 +90,7 @@ def write_report(
         metrics, section = _split_section(split, writer, ordinal, gallery_size, confused_pairs_top)
         all_metrics[split.split] = metrics
         lines += section
-    (out_dir / "metrics.json").write_text(json.dumps(all_metrics, indent=2))
+    (out_dir / EVALUATION_FILE).write_text(json.dumps(all_metrics, indent=2))
     report = out_dir / REPORT_FILE
     report.write_text("\n".join(lines))
     if tensorboard is not None:

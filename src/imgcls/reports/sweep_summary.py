@@ -17,9 +17,10 @@ from omegaconf import OmegaConf
 from imgcls.reports.classification_report import to_markdown
 from imgcls.reports.curves import CSV_METRICS, epoch_metrics
 from imgcls.reports.figures import plt
+from imgcls.training.run import METRICS_FILE
 
 SUMMARY_NAME = "sweep_summary"
-METRICS_FILE = "metrics.json"  # written by imgcls.training.run
+
 OVERRIDES = Path(".hydra") / "overrides.yaml"
 CONFIG = Path(".hydra") / "config.yaml"
 
