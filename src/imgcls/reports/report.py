@@ -206,5 +206,4 @@ def write_run_report(model, datamodule, run_dir: Path, loggers=(), global_step: 
     except Exception:  # noqa: BLE001 - reported, and the run's results stay valid
         logging.getLogger(__name__).warning("the evaluation report failed:\n%s", traceback.format_exc())
         return None
-    print(f"  report:      {report}")
     return str(report)
