@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 from imgcls.data.arrays import ImageArrays, keep_batch
 from imgcls.data.augment import BatchAugment, to_unit_float
@@ -118,14 +119,30 @@ class ImageDataModule(L.LightningDataModule):
         return self.splits
 
     def _loader(self, data: ImageArrays, batch_size: int, shuffle: bool = False) -> DataLoader:
+        # The seed set by seed_everything: the data order is a function of (seed, epoch), which
+        # Lightning sets on the sampler, so a resumed run replays it. The loader's own generator
+        # seeds its workers, leaving the global generators to augmentation and dropout.
+        seed = torch.initial_seed() % 2**63
         return DataLoader(
             data,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=self._sampler(data, shuffle, seed),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             collate_fn=keep_batch,
+            generator=torch.Generator().manual_seed(seed),
         )
+
+    def _sampler(self, data: ImageArrays, shuffle: bool, seed: int):
+        """Each process's share of ``data``: shuffled per epoch for training; for evaluation, in
+        order and unpadded, so that across processes every sample is counted exactly once."""
+        trainer = self.trainer
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+        if shuffle:
+            return DistributedSampler(data, num_replicas=replicas, rank=rank, shuffle=True, seed=seed)
+        if replicas == 1:
+            return None
+        return UnrepeatedDistributedSampler(data, num_replicas=replicas, rank=rank, shuffle=False)
 
     def _stats(self) -> tuple[list[float], list[float]]:
         if not hasattr(self, "_cached_stats"):
