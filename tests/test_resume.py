@@ -28,15 +28,18 @@ RUN = (
     "data.num_workers=2",
     "data.batch_size=32",
     "trainer.max_epochs=3",
-    "trainer.limit_train_batches=12",
     "trainer.log_every_n_steps=2",
     "seed=7",
 )
 
 
 def start_train_py(*args: str, log_dir: Path) -> subprocess.Popen:
+    """``train.py`` started in the background; its output goes to ``<log_dir>.log``."""
     command = [sys.executable, str(REPO / "train.py"), *args, f"paths.log_dir={log_dir}", *TEST_OVERRIDES]
-    return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = open(f"{log_dir}.log", "w")  # noqa: SIM115 - the child process keeps it open
+    process = subprocess.Popen(command, cwd=REPO, stdout=output, stderr=subprocess.STDOUT, text=True)
+    process.log = Path(f"{log_dir}.log")
+    return process
 
 
 def only_run_dir(log_dir: Path) -> Path:
@@ -51,7 +54,7 @@ def wait_for(path_glob, process: subprocess.Popen, timeout: float = 300) -> Path
         if found:
             return found[0]
         if process.poll() is not None:
-            raise AssertionError(f"train.py ended ({process.returncode}) too early:\n{process.stdout.read()[-4000:]}")
+            raise AssertionError(f"train.py ended ({process.returncode}) too early:\n{process.log.read_text()[-4000:]}")
         time.sleep(0.05)
     raise AssertionError("timed out")
 
@@ -73,15 +76,16 @@ def scalar_events(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 @pytest.mark.slow
 def test_kill_9_at_a_random_point_then_resume_equals_an_uninterrupted_run(tmp_path):
-    reference = start_train_py(*RUN, log_dir=tmp_path / "reference")
-    victim = start_train_py(*RUN, log_dir=tmp_path / "killed")
+    short = (*RUN, "+trainer.limit_train_batches=12")
+    reference = start_train_py(*short, log_dir=tmp_path / "reference")
+    victim = start_train_py(*short, log_dir=tmp_path / "killed")
     checkpoints = lambda: (tmp_path / "killed").glob("train/runs/*/checkpoints/last.ckpt")  # noqa: E731
     wait_for(checkpoints, victim)
     # Somewhere in the second epoch: mid-step, in validation, or while a checkpoint is written.
     time.sleep(random.uniform(0.0, 2.0))
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    assert reference.wait(timeout=600) == 0, reference.stdout.read()[-4000:]
+    assert reference.wait(timeout=600) == 0, reference.log.read_text()[-4000:]
     killed_dir = only_run_dir(tmp_path / "killed")
     assert not (killed_dir / "metrics.json").exists(), "the run ended before it was killed"
 
@@ -106,13 +110,12 @@ def test_kill_9_at_a_random_point_then_resume_equals_an_uninterrupted_run(tmp_pa
 
 @pytest.mark.slow
 def test_sigterm_mid_epoch_exits_143_with_a_checkpoint_and_resume_finishes(tmp_path):
-    run = start_train_py(*RUN, "trainer.limit_train_batches=null", log_dir=tmp_path)
+    run = start_train_py(*RUN, log_dir=tmp_path)
     checkpoint = wait_for(lambda: tmp_path.glob("train/runs/*/checkpoints/last.ckpt"), run)
     first_save = checkpoint.stat().st_mtime_ns
     time.sleep(0.5)
     run.send_signal(signal.SIGTERM)
-    output = run.communicate(timeout=300)[0]
-    assert run.returncode == EXIT_SIGTERM, output[-4000:]
+    assert run.wait(timeout=300) == EXIT_SIGTERM, run.log.read_text()[-4000:]
     run_dir = only_run_dir(tmp_path)
     assert checkpoint.stat().st_mtime_ns > first_save, "SIGTERM must save a checkpoint"
     saved = torch.load(checkpoint, map_location="cpu", weights_only=False)

@@ -64,7 +64,12 @@ class ImageDataModule(L.LightningDataModule):
             self._check_labels()
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self._splits.train, self.batch_size, shuffle=True)
+        loader = self._loader(self._splits.train, self.batch_size, shuffle=True)
+        # A resumed run's first iterator (and its workers' prefetch) is made before Lightning
+        # sets the epoch on the sampler: set it here to the epoch the fit loop runs next (or is
+        # in the middle of), so a resumed epoch replays its own order.
+        loader.sampler.set_epoch(self.trainer.fit_loop.epoch_progress.total.processed if self.trainer else 0)
+        return loader
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self._splits.val, self.eval_batch_size)

@@ -111,7 +111,7 @@ def _fit_and_test(
         "best_checkpoint": trainer.checkpoint_callback.best_model_path
         if trainer.checkpoint_callback
         else None,
-        "last_checkpoint": getattr(trainer.checkpoint_callback, "last_model_path", None) or None,
+        "last_checkpoint": _last_checkpoint(trainer),
         "params": {
             "total": sum(p.numel() for p in model.parameters()),
             "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
@@ -144,10 +144,16 @@ def _logger(config: DictConfig, cfg: DictConfig, callbacks: list):
 
     extra = {}
     if cfg.get("resume") and config.get("_target_", "").endswith("TensorBoardLogger"):
-        checkpoints = [c for c in callbacks if isinstance(c, ModelCheckpoint) and c.dirpath]
-        step = last_global_step(Path(checkpoints[0].dirpath) / "last.ckpt") if checkpoints else None
+        last = [Path(c.dirpath) / "last.ckpt" for c in callbacks if isinstance(c, ModelCheckpoint) and c.dirpath]
+        step = last_global_step(last[0]) if last else None
         extra = {"purge_step": step + 1} if step is not None else {}
     return instantiate(config, **extra)
+
+
+def _last_checkpoint(trainer) -> str | None:
+    checkpoint = trainer.checkpoint_callback
+    path = Path(checkpoint.dirpath) / "last.ckpt" if checkpoint and checkpoint.dirpath else None
+    return str(path) if path and path.is_file() else None
 
 
 def _refuse_ddp_in_local_sweep(trainer) -> None:
