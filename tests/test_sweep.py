@@ -44,14 +44,9 @@ def test_grid_sweep_runs_every_job_when_one_raises_system_exit(tmp_path):
 
 def test_optuna_search_records_a_diverged_trial_as_failed_and_goes_on(tmp_path):
     result = run_train_py(
-        "hparams_search=optuna_tpe",
-        "hydra/sweeper/sampler=grid",
-        # Four trials; an infinite learning rate makes one diverge (NaN loss).
-        "optimizer.lr=choice(0.003,0.01,0.001,inf)",
-        "optimizer.weight_decay=0",
-        "data.batch_size=64",
-        "model.net.hidden=32",
-        "hydra.sweeper.n_trials=4",
+        "-m",
+        f"hydra.searchpath=[file://{REPO / 'tests' / 'configs'}]",
+        "hparams_search=grid_with_a_diverging_trial",
         *TINY,
         log_dir=tmp_path,
         check=False,

@@ -1,15 +1,16 @@
 """A sweep survives its jobs: a failed job is recorded, the others run, the end reports it.
 
 Hydra's sweepers stop at the first job that raises (and a ``SystemExit`` ends the whole
-multirun), so in a sweep a run's failure is returned as NaN instead: Optuna records the
-trial as failed, a grid goes on. :class:`SweepSummary` then summarises every job and makes
-the sweep exit non-zero when any failed.
+multirun), so in a sweep a run's failure is returned as ``None`` instead: a grid goes on, and
+Optuna records the trial as failed. (Not NaN: with optuna 2.10, ``Study.tell`` raises on NaN
+and hydra-optuna-sweeper 1.3's error path then tells the values again, which ends the sweep.)
+:class:`SweepSummary` then summarises every job and makes the sweep exit non-zero when any
+failed.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-FAILED = math.nan
+# What a failed job returns to the sweeper.
+FAILED = None
 METRICS_FILE = "metrics.json"
 
 
