@@ -16,7 +16,10 @@ class MetricsHistory(Callback):
         self.monitor, self.mode = monitor, mode
         self.epochs: list[dict[str, float]] = []
 
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+    # Not on_validation_epoch_end: callbacks' hooks run before the module's, which logs the
+    # epoch's metrics, so that would record the previous epoch's values. Checkpoint callbacks
+    # run last, so the history a checkpoint saves includes this epoch.
+    def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking:
             return
         scalars = {
