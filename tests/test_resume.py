@@ -54,7 +54,9 @@ def wait_for(path_glob, process: subprocess.Popen, timeout: float = 300) -> Path
         if found:
             return found[0]
         if process.poll() is not None:
-            raise AssertionError(f"train.py ended ({process.returncode}) too early:\n{process.log.read_text()[-4000:]}")
+            raise AssertionError(
+                f"train.py ended ({process.returncode}) too early:\n{process.log.read_text()[-4000:]}"
+            )
         time.sleep(0.05)
     raise AssertionError("timed out")
 
@@ -134,7 +136,9 @@ def test_sigterm_mid_epoch_exits_143_with_a_checkpoint_and_resume_finishes(tmp_p
 def test_resume_replays_the_runs_own_overrides_in_its_directory(tmp_path):
     run_dir = tmp_path / "2026-01-01_00-00-00-000000-1_model=mlp,trainer.max_epochs=3"
     (run_dir / ".hydra").mkdir(parents=True)
-    (run_dir / ".hydra" / "overrides.yaml").write_text("- model=mlp\n- trainer.max_epochs=3\n- ckpt_path=old\n")
+    (run_dir / ".hydra" / "overrides.yaml").write_text(
+        "- model=mlp\n- trainer.max_epochs=3\n- ckpt_path=old\n"
+    )
 
     arguments = resume_arguments([f"resume={run_dir}", "trainer.max_epochs=5"])
 

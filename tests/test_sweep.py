@@ -55,7 +55,9 @@ def test_optuna_search_records_a_diverged_trial_as_failed_and_goes_on(tmp_path):
     assert len(jobs) == 4, result.stderr[-3000:]
     failed = [r for r in jobs.values() if r["status"] == "failed"]
     assert len(failed) == 1 and "FloatingPointError" in failed[0]["error"]
-    assert all(r["status"] == "ok" and 0 <= r["best"]["val/acc"] <= 1 for r in jobs.values() if r not in failed)
+    assert all(
+        r["status"] == "ok" and 0 <= r["best"]["val/acc"] <= 1 for r in jobs.values() if r not in failed
+    )
     # Optuna completed the search over the three trials that trained.
     results = (sweep_dir / "optimization_results.yaml").read_text()
     assert "best_value" in results
@@ -63,7 +65,13 @@ def test_optuna_search_records_a_diverged_trial_as_failed_and_goes_on(tmp_path):
 
 
 def test_two_runs_started_at_the_same_instant_get_two_directories(tmp_path):
-    command = [sys.executable, str(REPO / "train.py"), "train=false", "test=false", f"paths.log_dir={tmp_path}"]
+    command = [
+        sys.executable,
+        str(REPO / "train.py"),
+        "train=false",
+        "test=false",
+        f"paths.log_dir={tmp_path}",
+    ]
     processes = [subprocess.Popen([*command, *TEST_OVERRIDES], cwd=REPO) for _ in range(2)]
     assert [p.wait(timeout=300) for p in processes] == [0, 0]
     run_dirs = list((tmp_path / "train" / "runs").iterdir())
@@ -80,6 +88,8 @@ def test_the_search_direction_follows_the_monitored_metric(mode, direction):
     register_resolvers()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose(
-            "train", overrides=["hparams_search=optuna_random", f"monitor.mode={mode}"], return_hydra_config=True
+            "train",
+            overrides=["hparams_search=optuna_random", f"monitor.mode={mode}"],
+            return_hydra_config=True,
         )
     assert cfg.hydra.sweeper.direction == direction

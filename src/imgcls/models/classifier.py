@@ -117,7 +117,11 @@ class ImageClassifier(L.LightningModule):
         logits = self(images)
         prefix = split_prefix(name)
         self.log(
-            f"{prefix}loss", self.criterion(logits, labels), on_epoch=True, add_dataloader_idx=False, sync_dist=True
+            f"{prefix}loss",
+            self.criterion(logits, labels),
+            on_epoch=True,
+            add_dataloader_idx=False,
+            sync_dist=True,
         )
         self.test_metrics[name].update(logits, labels)
         self.test_confusion[name].update(logits, labels)

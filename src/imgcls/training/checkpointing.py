@@ -84,4 +84,6 @@ class SaveOnInterrupt(Callback):
             return
         path = Path(checkpoint.dirpath) / f"{checkpoint.CHECKPOINT_NAME_LAST}{checkpoint.FILE_EXTENSION}"
         trainer.save_checkpoint(path)
-        print(f"\nInterrupted: saved {path}; continue with `python train.py resume={trainer.default_root_dir}`")
+        print(
+            f"\nInterrupted: saved {path}; continue with `python train.py resume={trainer.default_root_dir}`"
+        )

@@ -33,7 +33,9 @@ def resume_arguments(arguments: list[str]) -> list[str]:
     if run_dir.lower() == "true":
         run_dirs = [a.split("=", 1)[1] for a in rest if a.startswith("hydra.run.dir=")]
         if not run_dirs:
-            raise SystemExit("resume=true needs the run: add hydra.run.dir=<run dir>, or use resume=<run dir>")
+            raise SystemExit(
+                "resume=true needs the run: add hydra.run.dir=<run dir>, or use resume=<run dir>"
+            )
         run_dir = run_dirs[-1].strip("'\"")
     saved = Path(run_dir) / ".hydra" / "overrides.yaml"
     if not saved.is_file():

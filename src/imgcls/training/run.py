@@ -56,9 +56,7 @@ def train(cfg: DictConfig) -> float | None:
         raise
 
 
-def _fit_and_test(
-    cfg: DictConfig, run_dir: Path, started: float, interrupt: SaveOnInterrupt
-) -> float | None:
+def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, interrupt: SaveOnInterrupt) -> float | None:
     import lightning as L
 
     from imgcls.models.classifier import ImageClassifier
@@ -144,7 +142,9 @@ def _logger(config: DictConfig, cfg: DictConfig, callbacks: list):
 
     extra = {}
     if cfg.get("resume") and config.get("_target_", "").endswith("TensorBoardLogger"):
-        last = [Path(c.dirpath) / "last.ckpt" for c in callbacks if isinstance(c, ModelCheckpoint) and c.dirpath]
+        last = [
+            Path(c.dirpath) / "last.ckpt" for c in callbacks if isinstance(c, ModelCheckpoint) and c.dirpath
+        ]
         step = last_global_step(last[0]) if last else None
         extra = {"purge_step": step + 1} if step is not None else {}
     return instantiate(config, **extra)

@@ -60,7 +60,9 @@ class SweepSummary(Callback):
             write_sweep_summary(sweep_dir)
         failures = [(job_dir, record) for job_dir, record in records if record.get("status") != "ok"]
         if failures:
-            lines = "\n".join(f"  {job_dir}: {record.get('error', record.get('status'))}" for job_dir, record in failures)
+            lines = "\n".join(
+                f"  {job_dir}: {record.get('error', record.get('status'))}" for job_dir, record in failures
+            )
             sys.exit(f"{len(failures)} of {len(records)} sweep jobs failed:\n{lines}")
 
 
