@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # allocator that keeps activation buffers instead of faulting them in again every step.
 BENCH_ENV := OMP_PROC_BIND=close OMP_PLACES=cores MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824
 
-.PHONY: install demo test test-slow bench lint clean
+.PHONY: install demo test test-slow bench bench-jpeg lint clean
 
 install: $(STAMP)
 
@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip setuptools wheel -q
 	$(BIN)/python -m pip install -e '.[dev]'
+	sh scripts/install_cjk_font.sh $(BIN)/python
 	touch $@
 
 demo: install
@@ -29,6 +30,10 @@ test-slow: install
 
 bench: install
 	$(BENCH_ENV) $(BIN)/python scripts/bench.py
+
+# No OMP_PROC_BIND here: it pins the main process to one core, and DataLoader workers inherit that.
+bench-jpeg: install
+	MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824 $(BIN)/python scripts/bench_jpeg.py
 
 lint: install
 	$(BIN)/ruff check src tests scripts *.py

@@ -13,11 +13,15 @@ MAX_NAME_LENGTH = 120
 
 
 def run_name(override_dirname: str) -> str:
-    """A readable directory name from Hydra's ``key=value,key=value`` override string."""
+    """A readable directory name from Hydra's override string (``key-value+key-value``).
+
+    Only characters that Hydra's override grammar takes unquoted are kept, so the run's
+    path can be passed back on the command line (``ckpt_path=outputs/.../last.ckpt``).
+    """
     if not override_dirname:
         return "default"
     name = override_dirname.replace("/", "-").replace("\\", "-")
-    name = re.sub(r"[^\w.,=+\-]", "_", name)
+    name = re.sub(r"[^\w.+\-]", "_", name)
     return name[:MAX_NAME_LENGTH]
 
 
@@ -52,12 +56,19 @@ class ConfigError(ValueError):
 
 
 def check_required(cfg: DictConfig) -> None:
-    """Fail with every missing ``???`` value named, and how to set it."""
+    """Fail with every missing ``???`` value named, and how to set it, and on ``pretrained=true``
+    for a model that has no pretrained weights."""
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         examples = " ".join(f"{key}=..." for key in missing)
         raise ConfigError(
             f"missing required config value(s): {', '.join(missing)}. Set them on the command line: {examples}"
+        )
+    if cfg.get("pretrained") and "pretrained" not in cfg.model.get("net", {}):
+        raise ConfigError(
+            f"pretrained=true, but model={cfg.model.get('name')} has no pretrained weights; pick a "
+            "torchvision model (model=resnet50, model=torchvision model.name=...; list them with "
+            "`python -m imgcls.models.list`)"
         )
 
 

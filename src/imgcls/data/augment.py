@@ -37,12 +37,8 @@ class BatchAugment(nn.Module):
         return not (self.crop_padding or self.hflip or self.vflip or self.rotation)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.crop_padding:
-            images = random_crop(images, self.crop_padding)
-        if self.hflip:
-            images = random_flip(images, dim=-1)
-        if self.vflip:
-            images = random_flip(images, dim=-2)
+        if self.crop_padding or self.hflip or self.vflip:
+            images = random_crop_flip(images, self.crop_padding, self.hflip, self.vflip)
         images = to_unit_float(images)
         if self.rotation:
             images = random_rotate(images, self.rotation)
@@ -59,21 +55,41 @@ def to_unit_float(images: torch.Tensor) -> torch.Tensor:
     return images
 
 
-def random_crop(images: torch.Tensor, padding: int) -> torch.Tensor:
+def random_crop_flip(
+    images: torch.Tensor, padding: int = 0, hflip: bool = False, vflip: bool = False
+) -> torch.Tensor:
+    """Per-sample random crop after zero padding, and random flips, as one gather.
+
+    Each output pixel's source position in its (padded, flattened) image is computed for
+    the whole batch, so the batch is copied once: a few times faster than indexing with
+    broadcast index tensors, or a crop followed by flips.
+    """
     n, c, h, w = images.shape
-    padded = F.pad(images, (padding, padding, padding, padding))
-    dy = torch.randint(0, 2 * padding + 1, (n,), device=images.device)
-    dx = torch.randint(0, 2 * padding + 1, (n,), device=images.device)
-    rows = (dy[:, None] + torch.arange(h, device=images.device))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w, device=images.device))[:, None, None, :]
-    batch = torch.arange(n, device=images.device)[:, None, None, None]
-    channel = torch.arange(c, device=images.device)[None, :, None, None]
-    return padded[batch, channel, rows, cols]
+    device = images.device
+    padded = F.pad(images, (padding,) * 4) if padding else images
+    rows = _positions(n, h, padding, vflip, device).view(n, h, 1)
+    cols = _positions(n, w, padding, hflip, device).view(n, 1, w)
+    index = (rows * (w + 2 * padding) + cols).view(n, 1, h * w).expand(n, c, h * w)
+    return padded.flatten(2).gather(2, index).view(n, c, h, w)
+
+
+def _positions(n: int, size: int, padding: int, flip: bool, device) -> torch.Tensor:
+    """``[n, size]`` source positions along one axis: a random offset, reversed for flipped samples."""
+    steps = torch.arange(size, device=device).expand(n, size)
+    if flip:
+        flipped = torch.rand(n, 1, device=device) < 0.5
+        steps = torch.where(flipped, steps.flip(1), steps)
+    if padding:
+        steps = steps + torch.randint(0, 2 * padding + 1, (n, 1), device=device)
+    return steps
+
+
+def random_crop(images: torch.Tensor, padding: int) -> torch.Tensor:
+    return random_crop_flip(images, padding)
 
 
 def random_flip(images: torch.Tensor, dim: int) -> torch.Tensor:
-    flip = torch.rand(images.shape[0], device=images.device) < 0.5
-    return torch.where(flip[:, None, None, None], images.flip(dim), images)
+    return random_crop_flip(images, hflip=dim in (-1, 3), vflip=dim in (-2, 2))
 
 
 def random_rotate(images: torch.Tensor, max_degrees: float) -> torch.Tensor:

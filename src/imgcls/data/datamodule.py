@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import lightning as L
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampler
 
 from imgcls.data.arrays import ImageArrays, keep_batch
 from imgcls.data.augment import BatchAugment, to_unit_float
@@ -44,13 +44,25 @@ class ImageDataModule(L.LightningDataModule):
         augment: Mapping | None = None,
         mean: list[float] | None = None,
         std: list[float] | None = None,
+        sampler: str = "random",
+        ordinal: bool = False,
     ):
         super().__init__()
+        if sampler not in ("random", "weighted"):
+            raise ValueError(f"data.sampler must be 'random' or 'weighted', got {sampler!r}")
+        # weighted: each epoch draws len(train) samples with replacement, every class equally
+        # likely. Under DDP, Lightning shards the draw across ranks (DistributedSamplerWrapper).
+        self.sampler = sampler
+        # Ordered classes (e.g. disease grades): the model also reports quadratic weighted kappa.
+        self.ordinal = bool(ordinal)
         self.batch_size = int(batch_size)
         self.eval_batch_size = int(eval_batch_size or batch_size)
         self.num_workers = int(num_workers)
         self.augment = BatchAugment(**dict(augment or {}))
-        self._fixed_mean, self._fixed_std = mean, std
+        # Plain floats: a config's ListConfig would end up in the model's checkpoint hparams,
+        # which torch.load(weights_only=True) refuses to read back.
+        self._fixed_mean = [float(value) for value in mean] if mean is not None else None
+        self._fixed_std = [float(value) for value in std] if std is not None else None
         self.splits: DatasetSplits | None = None
 
     # --- what subclasses provide -------------------------------------------------------
@@ -64,6 +76,8 @@ class ImageDataModule(L.LightningDataModule):
             self._check_labels()
 
     def train_dataloader(self) -> DataLoader:
+        if self.sampler == "weighted":
+            return self._loader(self._splits.train, self.batch_size, sampler=self._balanced_sampler())
         loader = self._loader(self._splits.train, self.batch_size, shuffle=True)
         # A resumed run's first iterator (and its workers' prefetch) is made before Lightning
         # sets the epoch on the sampler: set it here to the epoch the fit loop runs next (or is
@@ -123,7 +137,7 @@ class ImageDataModule(L.LightningDataModule):
             raise RuntimeError(f"{type(self).__name__}.setup() must run before its data is used")
         return self.splits
 
-    def _loader(self, data: ImageArrays, batch_size: int, shuffle: bool = False) -> DataLoader:
+    def _loader(self, data: ImageArrays, batch_size: int, shuffle: bool = False, sampler=None) -> DataLoader:
         # The seed set by seed_everything: the data order is a function of (seed, epoch), which
         # Lightning sets on the sampler, so a resumed run replays it. The loader's own generator
         # seeds its workers, leaving the global generators to augmentation and dropout.
@@ -131,7 +145,7 @@ class ImageDataModule(L.LightningDataModule):
         return DataLoader(
             data,
             batch_size=batch_size,
-            sampler=self._sampler(data, shuffle, seed),
+            sampler=sampler or self._sampler(data, shuffle, seed),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             collate_fn=keep_batch,
@@ -149,12 +163,18 @@ class ImageDataModule(L.LightningDataModule):
             return None
         return UnrepeatedDistributedSampler(data, num_replicas=replicas, rank=rank, shuffle=False)
 
+    def _balanced_sampler(self) -> WeightedRandomSampler:
+        labels = self._splits.train.labels
+        counts = torch.bincount(labels, minlength=self.num_classes).double()
+        return WeightedRandomSampler((1.0 / counts)[labels], num_samples=len(labels), replacement=True)
+
     def _stats(self) -> tuple[list[float], list[float]]:
         if not hasattr(self, "_cached_stats"):
             images = self._splits.train.images
+            pick = torch.arange(len(images))
             if len(images) > _STATS_SAMPLE:
                 pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:_STATS_SAMPLE]
-                images = images[pick.sort().values]
+            images = images[pick.sort().values]  # a tensor, also when a split decodes on demand
             pixels = images.transpose(0, 1).reshape(images.shape[1], -1).double() / 255.0
             mean, std = pixels.mean(1), pixels.std(1).clamp_min(1e-6)
             self._cached_stats = (mean.tolist(), std.tolist())

@@ -6,7 +6,6 @@ an image reads identically in training and at inference.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -39,16 +38,15 @@ def load_image(path: str | Path, channels: int = 3, size: tuple[int, int] | None
     :class:`ImageDecodeError` naming the file.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                image.load()  # a real decode: truncated data fails here, not in verify()
-                image = ImageOps.exif_transpose(image)
-                image = _to_mode(image, channels)
-                if size is not None and image.size != (size[1], size[0]):
-                    image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR, reducing_gap=None)
-                array = np.asarray(image, dtype=np.uint8)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        with Image.open(path) as image:
+            _check_pixel_limit(image)
+            image.load()  # a real decode: truncated data fails here, not in verify()
+            image = ImageOps.exif_transpose(image)
+            image = _to_mode(image, channels)
+            if size is not None and image.size != (size[1], size[0]):
+                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR, reducing_gap=None)
+            array = np.asarray(image, dtype=np.uint8)
+    except Image.DecompressionBombError as error:
         raise ImageDecodeError(
             path, f"image is larger than PIL's decompression-bomb limit ({error})"
         ) from error
@@ -58,6 +56,17 @@ def load_image(path: str | Path, channels: int = 3, size: tuple[int, int] | None
         reason = "empty file" if _is_empty(path) else f"cannot decode image ({type(error).__name__}: {error})"
         raise ImageDecodeError(path, reason) from error
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1).copy()
+
+
+def _check_pixel_limit(image: Image.Image) -> None:
+    """PIL only warns between its limit and twice it; refuse from the limit on. Checked
+    here rather than with a warnings filter, which is process-global and not thread-safe
+    (the decode cache decodes in threads)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and image.width * image.height > limit:
+        raise Image.DecompressionBombError(
+            f"{image.width}x{image.height} = {image.width * image.height} pixels, limit {limit}"
+        )
 
 
 def _to_mode(image: Image.Image, channels: int) -> Image.Image:

@@ -11,13 +11,17 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from imgcls.metrics import classification_metrics
+from imgcls.metrics import EpochMetrics, classification_metrics
 from imgcls.training.optimization import build_optimizer, build_scheduler
 
 
 def build_net(config: Mapping, input_shape: Sequence[int], num_classes: int) -> nn.Module:
     """Instantiate a ``_partial_`` net config for the data's input shape and class count."""
     return instantiate(dict(config))(input_shape=list(input_shape), num_classes=num_classes)
+
+
+def has_convolutions(net: nn.Module) -> bool:
+    return any(isinstance(module, nn.Conv2d) for module in net.modules())
 
 
 def split_prefix(test_set: str) -> str:
@@ -48,7 +52,8 @@ class ImageClassifier(L.LightningModule):
         label_smoothing: float = 0.0,
         class_weights: Sequence[float] | None = None,
         test_set_names: Sequence[str] = ("test",),
-        channels_last: bool = False,
+        channels_last: bool | str = False,
+        ordinal: bool = False,
     ):
         super().__init__()
         if len(class_names) != num_classes:
@@ -60,17 +65,40 @@ class ImageClassifier(L.LightningModule):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
         weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
         self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
-        self.train_metrics = classification_metrics(num_classes, "train/")
-        self.val_metrics = classification_metrics(num_classes, "val/")
+        self.train_metrics = EpochMetrics(num_classes, "train/", ordinal)
+        self._train_loss_sums: list[torch.Tensor] = []
+        self._train_samples = 0
+        self.val_metrics = classification_metrics(num_classes, "val/", ordinal)
         self.val_confusion = MulticlassConfusionMatrix(num_classes)
         self.test_metrics = nn.ModuleDict(
-            {name: classification_metrics(num_classes, split_prefix(name)) for name in test_set_names}
+            {
+                name: classification_metrics(num_classes, split_prefix(name), ordinal)
+                for name in test_set_names
+            }
         )
         self.test_confusion = nn.ModuleDict(
             {name: MulticlassConfusionMatrix(num_classes) for name in test_set_names}
         )
-        if channels_last:
+        # "auto": channels_last for nets with 2-D convolutions, which it speeds up; a flat
+        # net would only pay for the layout change.
+        self.channels_last = has_convolutions(self.net) if channels_last == "auto" else bool(channels_last)
+        if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+
+    @classmethod
+    def from_checkpoint(cls, path, map_location="cpu") -> ImageClassifier:
+        """Rebuild from the checkpoint alone. Its state dict holds every weight, so a net that
+        can read pretrained weights (``load_weights``) is built without them: the file may
+        not be on the machine that evaluates or predicts."""
+        import inspect
+
+        from hydra.utils import get_class
+
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        net = dict(checkpoint["hyper_parameters"]["net"])
+        if "load_weights" in inspect.signature(get_class(net["_target_"])).parameters:
+            net["load_weights"] = False
+        return cls.load_from_checkpoint(path, map_location=map_location, net=net)
 
     @property
     def class_names(self) -> list[str]:
@@ -79,7 +107,7 @@ class ImageClassifier(L.LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits for float images in [0, 1], shaped ``[N, C, H, W]``."""
         images = (images - self.mean) / self.std
-        if self.hparams.channels_last:
+        if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
 
@@ -88,11 +116,22 @@ class ImageClassifier(L.LightningModule):
         images, labels = batch
         logits = self(images)
         loss = self.criterion(logits, labels)
+        # Logging and metric updates every step cost as much as a small model's step, and
+        # turning a loss into a number waits for the device. So the steps only keep tensors;
+        # the loss is logged when the loggers write (every trainer.log_every_n_steps steps),
+        # and the epoch end logs its mean and the metrics.
         self.train_metrics.update(logits.detach(), labels)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self._train_loss_sums.append(loss.detach() * len(labels))
+        self._train_samples += len(labels)
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+            self.log("train/loss_step", loss, prog_bar=True)
         return loss
 
     def on_train_epoch_end(self):
+        if self._train_samples:
+            mean = torch.stack(self._train_loss_sums).sum() / self._train_samples
+            self.log("train/loss_epoch", mean, prog_bar=True, sync_dist=True)
+            self._train_loss_sums, self._train_samples = [], 0
         self.log_dict(self.train_metrics.compute())
         self.train_metrics.reset()
 
@@ -141,13 +180,22 @@ class ImageClassifier(L.LightningModule):
 
     # --- optimization ------------------------------------------------------------------
     def configure_optimizers(self):
-        groups = self.net.parameter_groups() if hasattr(self.net, "parameter_groups") else self.parameters()
+        if hasattr(self.net, "parameter_groups"):  # differential learning rates
+            groups = self.net.parameter_groups(lr=self.hparams.optimizer["lr"])
+        else:
+            groups = self.parameters()
         optimizer = build_optimizer(self.hparams.optimizer, groups)
         schedule = self.hparams.scheduler
         interval = (schedule or {}).get("interval", "epoch")
         length = self.trainer.max_epochs if interval == "epoch" else self.trainer.estimated_stepping_batches
         scheduler = build_scheduler(schedule, optimizer, int(length), monitor=self.hparams.monitor)
         return {"optimizer": optimizer, "lr_scheduler": scheduler} if scheduler else optimizer
+
+    def configure_callbacks(self):
+        """Parameter counts for every run, plus what the net's training needs (e.g. unfreezing)."""
+        from imgcls.training.finetuning import ParameterCounts
+
+        return [ParameterCounts(), *(self.net.callbacks() if hasattr(self.net, "callbacks") else [])]
 
     # --- logging -----------------------------------------------------------------------
     def _log_confusion_matrix(self, tag: str, matrix: torch.Tensor) -> None:

@@ -47,3 +47,27 @@ def plot_confusion_matrix(matrix, class_names: list[str], normalize: bool = Fals
             )
     fig.tight_layout()
     return fig
+
+
+def confused_pairs(matrix, class_names: list[str], top_n: int = 20):
+    """The ``top_n`` most frequent (true, predicted) mistakes, as a table.
+
+    ``share_of_true`` is the fraction of the true class's samples that went to ``predicted``.
+    """
+    import pandas as pd
+
+    matrix = np.asarray(matrix, dtype=np.int64)
+    mistakes = matrix.copy()
+    np.fill_diagonal(mistakes, 0)
+    rows, cols = np.nonzero(mistakes)
+    totals = matrix.sum(axis=1)
+    table = pd.DataFrame(
+        {
+            "true": [class_names[r] for r in rows],
+            "predicted": [class_names[c] for c in cols],
+            "count": mistakes[rows, cols],
+            "share_of_true": mistakes[rows, cols] / np.maximum(totals[rows], 1),
+        }
+    )
+    table = table.sort_values(["count", "share_of_true"], ascending=False, kind="stable")
+    return table.head(top_n).reset_index(drop=True)

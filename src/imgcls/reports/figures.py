@@ -24,12 +24,27 @@ CJK_FONTS = [
 
 
 def _use_cjk_font() -> None:
-    installed = {font.name for font in font_manager.fontManager.ttflist}
-    available = [name for name in CJK_FONTS if name in installed]
+    available = _installed(CJK_FONTS)
+    if not available:
+        # matplotlib caches its font list on first use, so fonts installed later are
+        # unknown to it: register the system's fonts that the cache lacks, then look again.
+        known = {font.fname for font in font_manager.fontManager.ttflist}
+        for path in font_manager.findSystemFonts():
+            if path not in known:
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):
+                    continue  # an unreadable font file is not worth failing a plot for
+        available = _installed(CJK_FONTS)
     if available:
         plt.rcParams["font.sans-serif"] = available[:1] + list(plt.rcParams["font.sans-serif"])
         plt.rcParams["font.family"] = "sans-serif"
     plt.rcParams["axes.unicode_minus"] = False
+
+
+def _installed(names: list[str]) -> list[str]:
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    return [name for name in names if name in installed]
 
 
 _use_cjk_font()

@@ -16,10 +16,9 @@ class MetricsHistory(Callback):
         self.monitor, self.mode = monitor, mode
         self.epochs: list[dict[str, float]] = []
 
-    # Not on_validation_epoch_end: callbacks' hooks run before the module's, which logs the
-    # epoch's metrics, so that would record the previous epoch's values. Checkpoint callbacks
-    # run last, so the history a checkpoint saves includes this epoch.
     def on_validation_end(self, trainer, pl_module) -> None:
+        # Not on_validation_epoch_end: callbacks run that hook before the module logs its metrics.
+        # (Lightning runs checkpoint callbacks last, so saved checkpoints include this epoch.)
         if trainer.sanity_checking:
             return
         scalars = {

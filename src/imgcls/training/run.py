@@ -6,6 +6,7 @@ import json
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 from hydra.utils import instantiate
@@ -57,7 +58,10 @@ def train(cfg: DictConfig) -> float | None:
 
 
 def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, interrupt: SaveOnInterrupt) -> float | None:
+    # Lightning's own use of a torch API deprecated under it; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     import lightning as L
+    from lightning.pytorch.callbacks import LearningRateMonitor
 
     from imgcls.models.classifier import ImageClassifier
     from imgcls.reports.tensorboard import log_final_hparams
@@ -81,22 +85,33 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, interrupt: Sav
         class_weights=class_weights(cfg.loss.class_weights, datamodule.class_counts),
         test_set_names=list(datamodule.test_sets),
         channels_last=cfg.get("channels_last", False),
+        ordinal=getattr(datamodule, "ordinal", False),
     )
+    # Lightning unwraps a compiled module and compiles its forward in place.
+    fitted = _compiled(model) if cfg.get("compile", False) else model
     history = MetricsHistory(cfg.monitor.metric, cfg.monitor.mode)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     callbacks += [history, RngState(), interrupt]
     loggers = [_logger(c, cfg, callbacks) for c in (cfg.get("logger") or {}).values() if c]
+    if not loggers:  # logger=none: a learning-rate monitor would have nowhere to write
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     _refuse_ddp_in_local_sweep(trainer)
 
     if cfg.train:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(fitted, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     test_metrics = {}
     if cfg.test:
         best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         ckpt = best_path or (None if cfg.train else cfg.get("ckpt_path"))
         results = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)
         test_metrics = {key: value for result in results for key, value in result.items()}
+
+    report = None
+    if cfg.get("report", False) and cfg.test:
+        from imgcls.reports.report import write_run_report
+
+        report = write_run_report(model, datamodule, run_dir, trainer.loggers, trainer.global_step)
 
     best = history.best() or {}
     summary = {
@@ -113,8 +128,10 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, interrupt: Sav
         "params": {
             "total": sum(p.numel() for p in model.parameters()),
             "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "frozen": sum(p.numel() for p in model.parameters() if not p.requires_grad),
         },
         "wall_time_s": round(time.time() - started, 2),
+        "report": report,
     }
     if trainer.is_global_zero:
         (run_dir / METRICS_FILE).write_text(json.dumps(summary, indent=2))
@@ -173,6 +190,12 @@ def _is_rank_zero() -> bool:
     from lightning.pytorch.utilities import rank_zero_only
 
     return getattr(rank_zero_only, "rank", 0) == 0
+
+
+def _compiled(model):
+    import torch
+
+    return torch.compile(model)
 
 
 def _plain(node) -> dict | None:

@@ -1,0 +1,24 @@
+"""Evaluate a checkpoint and write its report: ``python evaluate.py ckpt_path=... [data=...]``.
+
+See conf/evaluate.yaml for the options.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from imgcls.config import register_resolvers
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    from imgcls.config import check_required
+    from imgcls.inference.evaluate import evaluate
+
+    check_required(cfg)
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

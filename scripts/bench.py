@@ -1,0 +1,559 @@
+"""Training throughput of imgcls against a hand-written loop and the students' PIL pipeline.
+
+    make bench                      # the Makefile sets the environment this needs (see below)
+    python scripts/bench.py --models cnn --rounds 4 [config overrides, e.g. trainer.precision=bf16-mixed]
+
+Three ways to train the same net on the same CIFAR-shaped data with the same settings:
+
+    (a) handwritten  a minimal PyTorch loop over an in-memory uint8 tensor, batched augmentation
+    (b) imgcls       ``imgcls.training.run.train`` on the composed ``conf/``, with the default
+                     loggers (TensorBoard + CSV), checkpointing, metrics and progress bar
+    (c) students     seed 002's pipeline: per-item PIL images, torchvision transforms
+                     (RandomCrop(32, padding=4), RandomHorizontalFlip, ToTensor, Normalize)
+                     in a DataLoader
+
+and, with no model, the input pipelines alone (imgcls's batched uint8 path vs (c)'s).
+
+The variants run interleaved in one process, one training epoch each per round, so a
+neighbour's load hits them all alike; the report is the median (and min/max) images/s
+over the rounds after the warm-up, and the ratios b/a and b/c. (b) runs in a thread
+that a callback pauses between epochs; its time is the training part of each epoch
+(``on_train_epoch_start`` to validation), as it is for (a) and (c).
+
+Timings on shared CPUs need ``OMP_PROC_BIND=close OMP_PLACES=cores`` and large
+``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_`` set when the process starts
+(``make bench`` does); without them expect 10x dips and +-15% noise. On a machine that
+other jobs keep busy, ``--threads 1 --clock cpu`` times each variant by this process's CPU
+time instead of the wall clock, which the neighbours disturb much less.
+
+A last part compares the speed options (channels_last, bf16 autocast, ``--compile``) on
+the hand-written loop, so their effect shows without any framework around them.
+
+The data are 32x32 crops of scikit-learn's two sample photos at random scales and places,
+with balanced random labels: real image statistics, CIFAR's shape, nothing to download.
+Throughput does not depend on what the labels mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import queue
+import statistics
+import sys
+import threading
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from imgcls.config import register_resolvers  # noqa: E402
+from imgcls.data.arrays import ImageArrays  # noqa: E402
+from imgcls.data.augment import BatchAugment  # noqa: E402
+from imgcls.data.datamodule import DatasetSplits, ImageDataModule  # noqa: E402
+from imgcls.models.classifier import build_net, has_convolutions  # noqa: E402
+from imgcls.training.optimization import build_optimizer  # noqa: E402
+
+NUM_CLASSES = 10
+# The clock every variant is timed with: wall time (what a user waits), or this process's
+# CPU time (--clock cpu), which a busy neighbour disturbs less when running one thread.
+clock = time.perf_counter
+CIFAR_AUGMENT = {"crop_padding": 4, "hflip": True}
+DATA_TARGET = f"{__name__}.CifarShapedDataModule"
+PACER_TARGET = f"{__name__}.pacer"
+
+
+# --- data ---------------------------------------------------------------------------------
+def cifar_shaped(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` uint8 ``[3, 32, 32]`` crops of real photos and balanced labels, reproducibly."""
+    from sklearn.datasets import load_sample_images
+
+    photos = load_sample_images().images
+    rng = np.random.default_rng(seed)
+    images = np.empty((count, 32, 32, 3), dtype=np.uint8)
+    for i in range(count):
+        photo = photos[rng.integers(len(photos))]
+        scale = int(rng.integers(1, 5))
+        top = rng.integers(photo.shape[0] - 32 * scale + 1)
+        left = rng.integers(photo.shape[1] - 32 * scale + 1)
+        images[i] = photo[top : top + 32 * scale : scale, left : left + 32 * scale : scale]
+    labels = rng.permutation(np.arange(count) % NUM_CLASSES)
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
+
+
+class CifarShapedDataModule(ImageDataModule):
+    """The benchmark's data as an imgcls data module, so (b) runs the real data path."""
+
+    def __init__(self, train_size: int, val_size: int, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.train_size, self.val_size, self.seed = train_size, val_size, seed
+
+    def load_splits(self) -> DatasetSplits:
+        images, labels = cifar_shaped(self.train_size + self.val_size, self.seed)
+        everything = ImageArrays(images, labels)
+        val = range(self.train_size, self.train_size + self.val_size)
+        return DatasetSplits(
+            train=everything.subset(range(self.train_size)),
+            val=everything.subset(val),
+            test=everything.subset(val),
+            class_names=[f"class{k}" for k in range(NUM_CLASSES)],
+        )
+
+
+class PilImages(torch.utils.data.Dataset):
+    """torchvision's CIFAR10 dataset, minus the download: HWC uint8 arrays, one PIL image per item."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform):
+        self.images = images.permute(0, 2, 3, 1).numpy()
+        self.labels = labels.tolist()
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[index])), self.labels[index]
+
+
+def students_loader(images, labels, mean, std, batch_size: int, workers: int):
+    from torchvision import transforms
+
+    transform = transforms.Compose(
+        [
+            transforms.RandomCrop(32, padding=4),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(mean, std),
+        ]
+    )
+    return torch.utils.data.DataLoader(
+        PilImages(images, labels, transform),
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+    )
+
+
+# --- settings shared by every variant -----------------------------------------------------
+class Settings:
+    """The model, optimizer and speed options of one composed config, for (a) and (c) to copy."""
+
+    def __init__(self, cfg, device: torch.device):
+        from omegaconf import OmegaConf
+
+        self.cfg = cfg
+        self.device = device
+        self.net_config = OmegaConf.to_container(cfg.model.net, resolve=True)
+        self.optimizer_config = OmegaConf.to_container(cfg.optimizer, resolve=True)
+        self.batch_size = int(cfg.data.batch_size)
+        setting = cfg.get("channels_last", False)
+        self.channels_last = (
+            has_convolutions(self._net()) if setting == "auto" else bool(setting)
+        )  # as ImageClassifier resolves it
+        self.compile = bool(cfg.get("compile", False))
+        self.precision = str(cfg.trainer.precision)
+
+    def autocast(self):
+        dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(self.precision)
+        return torch.autocast(self.device.type, dtype=dtype) if dtype else nullcontext()
+
+    def _net(self) -> nn.Module:
+        return build_net(self.net_config, [3, 32, 32], NUM_CLASSES).to(self.device)
+
+    def model(self) -> tuple[nn.Module, torch.optim.Optimizer]:
+        net = self._net()
+        if self.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        optimizer = build_optimizer(self.optimizer_config, net.parameters())
+        return (torch.compile(net) if self.compile else net), optimizer
+
+    def describe(self) -> str:
+        return f"precision={self.precision} channels_last={self.channels_last} compile={self.compile}"
+
+
+def train_step(net, optimizer, criterion, settings: Settings, images, labels):
+    if settings.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with settings.autocast():
+        loss = criterion(net(images), labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+# --- variants: each runs one training epoch per call and returns its seconds ---------------
+class HandWritten:
+    """(a) The reference: the loop a careful user writes by hand around uint8 tensors."""
+
+    def __init__(self, settings: Settings, images, labels, mean, std, train: bool = True):
+        self.settings, self.train = settings, train
+        device = settings.device
+        self.images, self.labels = images.to(device), labels.to(device)
+        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
+        self.augment = BatchAugment(**CIFAR_AUGMENT)
+        if train:
+            self.net, self.optimizer = settings.model()
+            self.criterion = nn.CrossEntropyLoss()
+
+    def epoch(self) -> float:
+        start = clock()
+        order = torch.randperm(len(self.labels), device=self.settings.device)
+        for batch in order.split(self.settings.batch_size):
+            images = (self.augment(self.images[batch]) - self.mean) / self.std
+            if self.train:
+                train_step(
+                    self.net, self.optimizer, self.criterion, self.settings, images, self.labels[batch]
+                )
+        _synchronize(self.settings.device)
+        return clock() - start
+
+
+class Students:
+    """(c) Seed 002's pipeline: per-item PIL transforms in a DataLoader, then the same step."""
+
+    def __init__(self, settings: Settings, images, labels, mean, std, workers: int, train: bool = True):
+        self.settings, self.train = settings, train
+        self.loader = students_loader(images, labels, mean, std, settings.batch_size, workers)
+        if train:
+            self.net, self.optimizer = settings.model()
+            self.criterion = nn.CrossEntropyLoss()
+
+    def epoch(self) -> float:
+        start = clock()
+        device = self.settings.device
+        for images, labels in self.loader:
+            images, labels = images.to(device), labels.to(device)
+            if self.train:
+                train_step(self.net, self.optimizer, self.criterion, self.settings, images, labels)
+        _synchronize(device)
+        return clock() - start
+
+
+class ImgclsData:
+    """imgcls's input pipeline alone: its train loader, the transfer, the batched augmentation."""
+
+    def __init__(self, datamodule: ImageDataModule, device: torch.device):
+        self.datamodule, self.device = datamodule, device
+        self.loader = datamodule.train_dataloader()
+        self.mean = torch.tensor(datamodule.mean, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(datamodule.std, device=device).view(1, -1, 1, 1)
+
+    def epoch(self) -> float:
+        start = clock()
+        for images, _labels in self.loader:
+            images = self.datamodule.augment(images.to(self.device))
+            images = (images - self.mean) / self.std
+        _synchronize(self.device)
+        return clock() - start
+
+
+class Pacer(Callback):
+    """Lets the benchmark run a Lightning fit one training epoch at a time, from another thread.
+
+    The fit waits at each epoch start for its turn; the epoch's training time (up to the
+    validation that ends it) is handed back at the next quiet point: the next epoch start
+    or the end of the fit.
+    """
+
+    def __init__(self):
+        self.turn = threading.Semaphore(0)
+        self.results: queue.Queue = queue.Queue()
+        self.started: float | None = None
+        self.seconds: float | None = None
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._hand_back()
+        self.turn.acquire()
+        self.started, self.seconds = clock(), None
+
+    def on_validation_epoch_start(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            self._stop_clock(pl_module)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self._stop_clock(pl_module)
+
+    def on_fit_end(self, trainer, pl_module):
+        self._hand_back()
+
+    def _stop_clock(self, pl_module):
+        if self.started is not None and self.seconds is None:
+            _synchronize(pl_module.device)
+            self.seconds = clock() - self.started
+
+    def _hand_back(self):
+        self.results.put(self.seconds)  # None the first time: "ready"
+        self.seconds = None
+
+
+_PACERS: dict[str, Pacer] = {}
+
+
+def pacer(name: str) -> Pacer:
+    """Hydra target: the config's ``callbacks.pacer`` gets the benchmark's Pacer by name."""
+    return _PACERS[name]
+
+
+class Imgcls:
+    """(b) ``imgcls.training.run.train(cfg)`` in a thread, paced one epoch at a time."""
+
+    def __init__(self, name: str, cfg):
+        from omegaconf import open_dict
+
+        self.pacer = _PACERS[name] = Pacer()
+        with open_dict(cfg):
+            cfg.callbacks.pacer = {"_target_": PACER_TARGET, "name": name}
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(cfg,), daemon=True)
+        self.thread.start()
+        self._result()  # wait until the fit is set up and about to start its first epoch
+
+    def _run(self, cfg):
+        from imgcls.training.run import train
+
+        try:
+            train(cfg)
+        except BaseException as error:  # noqa: BLE001 - handed to the main thread
+            self.error = error
+            self.pacer.results.put(None)
+
+    def _result(self) -> float | None:
+        seconds = self.pacer.results.get()
+        if self.error is not None:
+            raise RuntimeError("the imgcls run failed") from self.error
+        return seconds
+
+    def epoch(self) -> float:
+        self.pacer.turn.release()
+        return self._result()
+
+    def finish(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise RuntimeError("the imgcls run failed") from self.error
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# --- the benchmark --------------------------------------------------------------------------
+def compose(model: str, args, out_dir: Path, overrides: list[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register_resolvers()
+    data = (
+        f"data._target_={DATA_TARGET}",
+        f"+data.train_size={args.train_size}",
+        f"+data.val_size={args.val_size}",
+        f"data.batch_size={args.batch_size}",
+        f"data.augment.crop_padding={CIFAR_AUGMENT['crop_padding']}",
+        f"data.augment.hflip={CIFAR_AUGMENT['hflip']}",
+        "~data.val_fraction",
+        "~data.test_fraction",
+        "~data.split_seed",
+    )
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return hydra_compose(
+            config_name="train",
+            overrides=[
+                f"model={model}",
+                *data,
+                f"trainer.max_epochs={args.warmup + args.rounds}",
+                f"paths.output_dir={out_dir / 'runs' / model}",
+                "print_config=false",
+                "test=false",
+                *overrides,
+            ],
+        )
+
+
+def interleave(variants: dict, warmup: int, rounds: int, images_per_epoch: int) -> dict:
+    """Run one epoch of each variant per round; images/s of the rounds after the warm-up."""
+    speeds: dict[str, list[float]] = {name: [] for name in variants}
+    for round_ in range(warmup + rounds):
+        for name, variant in variants.items():
+            seconds = variant.epoch()
+            if round_ >= warmup:
+                speeds[name].append(images_per_epoch / seconds)
+        print(f"  round {round_ + 1}/{warmup + rounds}: " + _row({n: s[-1:] for n, s in speeds.items()}))
+    for variant in variants.values():
+        if hasattr(variant, "finish"):
+            variant.finish()
+    return {name: summary(values) for name, values in speeds.items()}
+
+
+def summary(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
+
+
+def ratio(results: dict, top: str, bottom: str) -> dict:
+    """The median of per-round ratios (both ran under the same load), with its min and max."""
+    pairs = [t / b for t, b in zip(results[top]["runs"], results[bottom]["runs"], strict=True)]
+    return {"median": statistics.median(pairs), "min": min(pairs), "max": max(pairs)}
+
+
+def _row(values: dict) -> str:
+    return "  ".join(f"{name}={v[0]:,.0f}/s" for name, v in values.items() if v)
+
+
+def bench_training(model: str, args, out_dir: Path, device: torch.device) -> dict:
+    cfg = compose(model, args, out_dir, args.override)
+    settings = Settings(cfg, device)
+    print(f"\n== {model}: {settings.describe()}, batch {settings.batch_size}, {args.train_size} images/epoch")
+    datamodule = CifarShapedDataModule(args.train_size, args.val_size)
+    datamodule.setup("fit")
+    train = datamodule.splits.train
+    mean, std = datamodule.mean, datamodule.std
+    variants = {
+        "a_handwritten": HandWritten(settings, train.images, train.labels, mean, std),
+        "b_imgcls": Imgcls(model, cfg),
+        "c_students": Students(settings, train.images, train.labels, mean, std, args.workers),
+    }
+    results = interleave(variants, args.warmup, args.rounds, args.train_size)
+    return {
+        "settings": settings.describe(),
+        "images_per_s": results,
+        "b/a": ratio(results, "b_imgcls", "a_handwritten"),
+        "b/c": ratio(results, "b_imgcls", "c_students"),
+    }
+
+
+def bench_data(args, device: torch.device) -> dict:
+    print(f"\n== data only (no model): batch {args.batch_size}, {args.train_size} images/epoch")
+    datamodule = CifarShapedDataModule(
+        args.train_size, args.val_size, batch_size=args.batch_size, augment=CIFAR_AUGMENT
+    )
+    datamodule.setup("fit")
+    train = datamodule.splits.train
+    settings = argparse.Namespace(batch_size=args.batch_size, device=device)
+    variants = {
+        "b_imgcls": ImgclsData(datamodule, device),
+        "c_students": Students(
+            settings, train.images, train.labels, datamodule.mean, datamodule.std, args.workers, train=False
+        ),
+    }
+    results = interleave(variants, args.warmup, args.rounds, args.train_size)
+    return {"images_per_s": results, "b/c": ratio(results, "b_imgcls", "c_students")}
+
+
+def bench_options(model: str, args, out_dir: Path, device: torch.device) -> dict:
+    """The speed options one by one, on the hand-written loop (a): their effect alone."""
+    import copy
+
+    base = Settings(compose(model, args, out_dir, [*args.override, "channels_last=false"]), device)
+    options = {
+        "fp32": {},
+        "channels_last": {"channels_last": True},
+        "bf16": {"precision": "bf16-mixed"},
+        "channels_last+bf16": {"channels_last": True, "precision": "bf16-mixed"},
+    }
+    if args.compile:
+        options["compile"] = {"compile": True}
+    print(f"\n== {model} speed options on the hand-written loop, batch {base.batch_size}")
+    datamodule = CifarShapedDataModule(args.train_size, args.val_size)
+    datamodule.setup("fit")
+    train = datamodule.splits.train
+    variants = {}
+    for name, changes in options.items():
+        settings = copy.copy(base)
+        vars(settings).update(changes)
+        variants[name] = HandWritten(settings, train.images, train.labels, datamodule.mean, datamodule.std)
+    warmup = args.warmup + (1 if args.compile else 0)  # the first compiled epoch compiles
+    results = interleave(variants, warmup, args.rounds, args.train_size)
+    return {"images_per_s": results, **{f"{name}/fp32": ratio(results, name, "fp32") for name in options}}
+
+
+def print_table(report: dict) -> None:
+    print(f"\n{'benchmark':<12} {'variant':<20} {'median img/s':>13} {'min':>9} {'max':>9}")
+    for bench, result in report["benchmarks"].items():
+        for variant, s in result["images_per_s"].items():
+            print(f"{bench:<12} {variant:<20} {s['median']:>13,.0f} {s['min']:>9,.0f} {s['max']:>9,.0f}")
+    print(f"\n{'benchmark':<12} {'ratio':<25} {'median':>7} {'min':>6} {'max':>6}")
+    for bench, result in report["benchmarks"].items():
+        for key, r in result.items():
+            if "/" in key:
+                print(f"{bench:<12} {key:<25} {r['median']:>7.2f} {r['min']:>6.2f} {r['max']:>6.2f}")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="*", default=["cnn", "logreg"], help="conf/model options")
+    parser.add_argument("--no-data", action="store_true", help="skip the data-only benchmark")
+    parser.add_argument(
+        "--options", nargs="*", default=["cnn"], help="models whose speed options to compare on (a)"
+    )
+    parser.add_argument("--compile", action="store_true", help="add torch.compile to the speed options")
+    parser.add_argument("--train-size", type=int, default=5120)
+    parser.add_argument("--val-size", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=128, help="seed 002's batch size")
+    parser.add_argument("--warmup", type=int, default=1, help="rounds not counted")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds counted")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="(c)'s DataLoader workers: 0 is its fastest on 2 cores"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="cpu: time by this process's CPU time (use with --threads 1 on a busy machine)",
+    )
+    parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench")
+    parser.add_argument(
+        "override", nargs="*", help="config overrides for every model, e.g. channels_last=true"
+    )
+    args = parser.parse_args(argv)
+
+    global clock
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.clock == "cpu" and (device.type == "cuda" or args.workers):
+        parser.error("--clock cpu counts only this process's CPU: use it on CPU with --workers 0")
+    report = {
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",
+        "threads": torch.get_num_threads(),
+        "clock": args.clock,
+        "environment": {k: os.environ.get(k) for k in _BENCH_ENV},
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "benchmarks": {},
+    }
+    missing = [k for k in _BENCH_ENV if k not in os.environ]
+    if missing:
+        print(f"warning: {', '.join(missing)} not set: timings will be noisy (use `make bench`)")
+    torch.manual_seed(0)
+    if not args.no_data:
+        report["benchmarks"]["data"] = bench_data(args, device)
+    for model in args.models:
+        report["benchmarks"][model] = bench_training(model, args, args.out, device)
+    for model in args.options:
+        report["benchmarks"][f"{model}-options"] = bench_options(model, args, args.out, device)
+    print_table(report)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"bench_{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {path}")
+    return report
+
+
+_BENCH_ENV = ("OMP_PROC_BIND", "OMP_PLACES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""Decode image files once into a memory-mapped uint8 array that later epochs and runs reuse.
+
+A cache entry is ``<key>.npy`` (the images, ``[N, C, H, W]``) plus ``<key>.json`` (which
+files failed to decode and why). The key hashes the file list, each file's size and
+modification time, the target size and the channel count, so any change to those builds a
+new entry. Both files are written under temporary names and renamed into place, the JSON
+last: an entry without its JSON is never read, so a killed build leaves nothing half-made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from imgcls.data.image_io import ImageDecodeError, load_image
+
+# Bump when the decoded pixels would change for the same files (e.g. a new resize method).
+CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class BadFile:
+    """A file that could not be decoded, and why."""
+
+    path: str
+    reason: str
+
+
+class BadImagesError(ValueError):
+    """Some files are not decodable images; the message lists every one of them."""
+
+    def __init__(self, bad: Sequence[BadFile], total: int, hint: str = ""):
+        self.bad = list(bad)
+        lines = "\n".join(f"  {item.path}: {item.reason}" for item in self.bad)
+        super().__init__(f"{len(self.bad)} of {total} image files cannot be decoded:\n{lines}{hint}")
+
+
+@dataclass
+class DecodedImages:
+    """``images[i]`` is ``paths[i]`` decoded; a bad file's slot is zeros and listed in ``bad``."""
+
+    images: np.ndarray
+    bad: dict[int, BadFile] = field(default_factory=dict)
+
+
+class DecodeCache:
+    """Decoded, resized images of a file list, kept under ``cache_dir``.
+
+    Args:
+        cache_dir: where entries live; safe to delete at any time (it is rebuilt).
+        workers: decoding threads (PIL releases the GIL while it decodes and resizes).
+        progress: show a progress bar while an entry is built.
+    """
+
+    def __init__(self, cache_dir: str | Path, workers: int = 2, progress: bool = True):
+        self.cache_dir = Path(cache_dir)
+        self.workers = max(1, int(workers))
+        self.progress = progress
+
+    def load(self, paths: Sequence[str | Path], size: tuple[int, int], channels: int) -> np.ndarray:
+        """uint8 ``[N, C, H, W]`` (a read-only memmap); raises :class:`BadImagesError` listing
+        every file that does not decode."""
+        decoded = self.decode(paths, size, channels)
+        if decoded.bad:
+            raise BadImagesError(list(decoded.bad.values()), len(paths))
+        return decoded.images
+
+    def decode(self, paths: Sequence[str | Path], size: tuple[int, int], channels: int) -> DecodedImages:
+        """Like :meth:`load`, but bad files are returned (zeros in their slots), not raised."""
+        key = cache_key(paths, size, channels)
+        entry = self._read(key, (len(paths), channels, *size))
+        if entry is None:
+            self._build(key, paths, size, channels)
+            entry = self._read(key, (len(paths), channels, *size))
+        return entry
+
+    def scan(self, paths: Sequence[str | Path], size: tuple[int, int], channels: int) -> dict[int, BadFile]:
+        """Fully decode every file without keeping the pixels (for streaming mode): the bad
+        ones by index. The result is remembered under the same key, so it runs once."""
+        key = cache_key(paths, size, channels)
+        for record_path in (self.cache_dir / f"{key}.json", self.cache_dir / f"{key}.scan.json"):
+            try:
+                return _bad_from_record(json.loads(record_path.read_text()))
+            except (OSError, ValueError, KeyError):
+                continue
+        bad = self._decode_all(paths, size, channels, into=None)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self._write_json(self.cache_dir / f"{key}.scan.json", bad, len(paths))
+        return bad
+
+    def entry_path(self, paths: Sequence[str | Path], size: tuple[int, int], channels: int) -> Path:
+        """The ``.npy`` file that holds (or will hold) these images."""
+        return self.cache_dir / f"{cache_key(paths, size, channels)}.npy"
+
+    # --- internals ---------------------------------------------------------------------
+    def _read(self, key: str, shape: tuple[int, ...]) -> DecodedImages | None:
+        array_path, meta_path = self.cache_dir / f"{key}.npy", self.cache_dir / f"{key}.json"
+        if not (array_path.exists() and meta_path.exists()):
+            return None
+        try:
+            images = np.load(array_path, mmap_mode="r")
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            return None  # unreadable (e.g. disk trouble): rebuild it
+        if images.shape != shape or images.dtype != np.uint8:
+            return None
+        return DecodedImages(images, _bad_from_record(meta))
+
+    def _build(self, key: str, paths: Sequence[str | Path], size: tuple[int, int], channels: int) -> None:
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        # Per-process temporary names: parallel builders (e.g. DDP ranks) never share a file.
+        array_tmp = self.cache_dir / f"{key}.{os.getpid()}.tmp.npy"
+        try:
+            images = np.lib.format.open_memmap(
+                array_tmp, mode="w+", dtype=np.uint8, shape=(len(paths), channels, *size)
+            )
+            bad = self._decode_all(paths, size, channels, into=images)
+            images.flush()
+            del images
+            os.replace(array_tmp, self.cache_dir / f"{key}.npy")
+            self._write_json(self.cache_dir / f"{key}.json", bad, len(paths))
+        finally:
+            array_tmp.unlink(missing_ok=True)
+
+    def _decode_all(
+        self, paths: Sequence[str | Path], size: tuple[int, int], channels: int, into: np.ndarray | None
+    ) -> dict[int, BadFile]:
+        from tqdm.auto import tqdm
+
+        bad: dict[int, BadFile] = {}
+        action = "Decoding" if into is not None else "Checking"
+        with ThreadPoolExecutor(self.workers) as pool:
+            results = pool.map(_Decoder(size, channels), paths, chunksize=32)
+            bar = tqdm(
+                results,
+                total=len(paths),
+                desc=f"{action} {len(paths)} images (once; kept in {self.cache_dir})",
+                unit="img",
+                disable=not self.progress,
+            )
+            for index, result in enumerate(bar):
+                if isinstance(result, BadFile):
+                    bad[index] = result
+                elif into is not None:
+                    into[index] = result
+        return bad
+
+    def _write_json(self, path: Path, bad: dict[int, BadFile], count: int) -> None:
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        record = [(index, item.path, item.reason) for index, item in sorted(bad.items())]
+        try:
+            tmp.write_text(
+                json.dumps({"format": CACHE_FORMAT, "count": count, "bad": record}, ensure_ascii=False)
+            )
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class _Decoder:
+    """One file to a uint8 array or a :class:`BadFile` (picklable, for worker pools)."""
+
+    size: tuple[int, int]
+    channels: int
+
+    def __call__(self, path: str | Path) -> np.ndarray | BadFile:
+        try:
+            return load_image(path, self.channels, self.size)
+        except ImageDecodeError as error:
+            return BadFile(error.path, error.reason)
+
+
+def _bad_from_record(record: dict) -> dict[int, BadFile]:
+    return {int(index): BadFile(path, reason) for index, path, reason in record["bad"]}
+
+
+def cache_key(paths: Sequence[str | Path], size: tuple[int, int], channels: int) -> str:
+    """Hash of what decides the decoded pixels: files (path, size, mtime), target size, channels."""
+    digest = hashlib.sha256(json.dumps([CACHE_FORMAT, list(size), int(channels)]).encode())
+    for path in paths:
+        path = os.path.abspath(path)
+        try:
+            stat = os.stat(path)
+            signature = f"{stat.st_size}:{stat.st_mtime_ns}"
+        except OSError as error:  # missing, unreadable or a symlink loop: decoding reports it
+            signature = f"error:{error.errno}"
+        digest.update(f"{path}\0{signature}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()[:32]

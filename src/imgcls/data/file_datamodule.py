@@ -1,0 +1,171 @@
+"""The base of datasets stored as image files: list the files, check them all, decode once.
+
+Subclasses only list files and labels (:meth:`FileDataModule.list_files`). This class
+decodes every file before training starts (into the decode cache, or a decode-only scan in
+streaming mode), stops on undecodable files or drops and reports them, and hands uint8
+splits to :class:`~imgcls.data.datamodule.ImageDataModule`.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from imgcls.data.arrays import ImageArrays
+from imgcls.data.datamodule import DatasetSplits, ImageDataModule
+from imgcls.data.decode_cache import BadFile, BadImagesError, DecodeCache
+from imgcls.data.streaming import StreamingImages
+
+BAD_FILES_REPORT = "bad_files.csv"
+
+
+@dataclass
+class FileSamples:
+    """Image files and their integer labels."""
+
+    paths: list[str]
+    labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.paths = [str(path) for path in self.paths]
+        self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
+        if len(self.paths) != len(self.labels):
+            raise ValueError(f"{len(self.paths)} files but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def subset(self, indices) -> FileSamples:
+        indices = np.asarray(indices, dtype=np.int64)
+        return FileSamples([self.paths[i] for i in indices], self.labels[indices])
+
+
+@dataclass
+class FileSplits:
+    """What a file dataset lists; the same shape as :class:`DatasetSplits`, with files."""
+
+    train: FileSamples
+    val: FileSamples
+    test: FileSamples
+    class_names: list[str]
+    extra_tests: dict[str, FileSamples] = field(default_factory=dict)
+
+
+class FileDataModule(ImageDataModule):
+    """Args (each a ``data.*`` config key):
+    image_size: ``[H, W]`` every image is resized to.
+    channels: 1 (grayscale) or 3 (RGB); every image mode is converted to it.
+    cache: decode once into ``cache_dir`` (memory-mapped); ``false`` decodes each item
+        in the DataLoader workers every epoch (datasets too large to cache).
+    cache_dir: where decoded images are kept; safe to delete.
+    decode_workers: threads that decode while the cache is built.
+    skip_bad: drop undecodable files (listed in ``<report_dir>/bad_files.csv``) instead
+        of stopping; still stops when more than ``max_bad_fraction`` of them are bad.
+    report_dir: where ``bad_files.csv`` goes (the run directory).
+    progress: show a progress bar while decoding.
+    """
+
+    def __init__(
+        self,
+        image_size: tuple[int, int] = (64, 64),
+        channels: int = 3,
+        cache: bool = True,
+        cache_dir: str | Path = "data/.cache/decoded",
+        decode_workers: int = 2,
+        skip_bad: bool = False,
+        max_bad_fraction: float = 0.01,
+        report_dir: str | Path | None = None,
+        progress: bool = True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if len(image_size) != 2:
+            raise ValueError(f"data.image_size must be [H, W], got {list(image_size)}")
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.channels = int(channels)
+        self.cache = bool(cache)
+        self.decoder = DecodeCache(cache_dir, workers=decode_workers, progress=progress)
+        self.skip_bad = bool(skip_bad)
+        self.max_bad_fraction = float(max_bad_fraction)
+        self.report_dir = Path(report_dir) if report_dir is not None else None
+        self.bad_files: list[BadFile] = []
+
+    # --- what subclasses provide -------------------------------------------------------
+    def list_files(self) -> FileSplits:
+        raise NotImplementedError
+
+    # --- files to arrays ---------------------------------------------------------------
+    def load_splits(self) -> DatasetSplits:
+        files = self.list_files()
+        # One decode for train+val+test (sorted, so another split seed reuses it); one per
+        # extra test set, so adding one does not decode the main data again.
+        groups = {
+            "main": [files.train, files.val, files.test],
+            **{n: [s] for n, s in files.extra_tests.items()},
+        }
+        pools = {
+            name: sorted({path for part in parts for path in part.paths}) for name, parts in groups.items()
+        }
+        decoded = {name: self._decode(paths) for name, paths in pools.items()}
+        bad = {pool[i]: item for name, pool in pools.items() for i, item in decoded[name][1].items()}
+        self._handle_bad(bad, total=sum(len(pool) for pool in pools.values()))
+
+        def arrays(samples: FileSamples, pool_name: str):
+            keep = [i for i, path in enumerate(samples.paths) if path not in bad]
+            samples = samples.subset(keep)
+            if not self.cache:
+                return StreamingImages(samples.paths, samples.labels, self.image_size, self.channels)
+            position = {path: i for i, path in enumerate(pools[pool_name])}
+            rows = np.array([position[path] for path in samples.paths], dtype=np.int64)
+            # Copied out of the memmap: a split is sliced every epoch, in memory.
+            images = np.ascontiguousarray(decoded[pool_name][0][rows])
+            return ImageArrays(torch.from_numpy(images), torch.from_numpy(samples.labels))
+
+        return DatasetSplits(
+            train=arrays(files.train, "main"),
+            val=arrays(files.val, "main"),
+            test=arrays(files.test, "main"),
+            class_names=list(files.class_names),
+            extra_tests={name: arrays(samples, name) for name, samples in files.extra_tests.items()},
+        )
+
+    def _decode(self, paths: list[str]) -> tuple[np.ndarray | None, dict[int, BadFile]]:
+        """Every file fully decoded: (the cached images, or None when streaming; the bad ones)."""
+        if self.cache:
+            decoded = self.decoder.decode(paths, self.image_size, self.channels)
+            return decoded.images, decoded.bad
+        return None, self.decoder.scan(paths, self.image_size, self.channels)
+
+    def _handle_bad(self, bad: dict[str, BadFile], total: int) -> None:
+        self.bad_files = list(bad.values())
+        if not bad:
+            return
+        if not self.skip_bad:
+            raise BadImagesError(
+                self.bad_files,
+                total,
+                hint="\nFix or remove them, or set data.skip_bad=true to train without them.",
+            )
+        report = self._write_report()
+        fraction = len(bad) / max(total, 1)
+        if fraction > self.max_bad_fraction:
+            raise BadImagesError(
+                self.bad_files,
+                total,
+                hint=f"\nThat is {fraction:.1%} of the files, above data.max_bad_fraction="
+                f"{self.max_bad_fraction:g}; listed in {report}.",
+            )
+        print(f"Skipping {len(bad)} of {total} image files that cannot be decoded; listed in {report}")
+
+    def _write_report(self) -> Path:
+        report = (self.report_dir or Path.cwd()) / BAD_FILES_REPORT
+        report.parent.mkdir(parents=True, exist_ok=True)
+        with report.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["path", "reason"])
+            writer.writerows((item.path, item.reason) for item in self.bad_files)
+        return report

@@ -1,0 +1,1 @@
+"""Using trained or pretrained models: evaluation of checkpoints, prediction, export."""

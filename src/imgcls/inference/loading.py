@@ -1,0 +1,137 @@
+"""Models ready for inference on image files: a trained checkpoint or a torchvision model with its weights.
+
+A model is named by a *spec*:
+
+- ``path/to/run/checkpoints/epoch012.ckpt``: an imgcls checkpoint, on its own classes;
+- ``mobilenet_v2:IMAGENET1K_V1`` (or ``resnet18:DEFAULT``, or just ``resnet18``): torchvision
+  weights, ImageNet's 1,000 categories, with the weights' own preprocessing;
+- ``mobilenet_v2:path/to/state_dict.pth``: that architecture with a saved state dict, using
+  the categories and preprocessing of the architecture's default weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from imgcls.data.image_io import load_image
+
+CHECKPOINT_SUFFIXES = (".ckpt",)
+STATE_DICT_SUFFIXES = (".pth", ".pt")
+
+
+@dataclass
+class InferenceModel:
+    """``preprocess(path)`` decodes a file into the float ``[C, H, W]`` tensor that ``net`` takes."""
+
+    name: str
+    net: nn.Module
+    class_names: list[str]
+    preprocess: Callable[[str | Path], torch.Tensor]
+    input_shape: tuple[int, int, int]
+    weights_file: Path | None
+
+    @torch.no_grad()
+    def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.net(batch).float().softmax(dim=1)
+
+
+def load_inference_model(spec: str) -> InferenceModel:
+    """The model a spec names (see the module docstring)."""
+    if Path(spec).suffix in CHECKPOINT_SUFFIXES:
+        return from_checkpoint(spec)
+    name, _, weights = spec.partition(":")
+    if Path(weights).suffix in STATE_DICT_SUFFIXES or "/" in weights:
+        return from_state_dict(name, weights)
+    return from_torchvision(name, weights or "DEFAULT")
+
+
+def load_classifier(ckpt_path: str | Path, map_location: str | torch.device = "cpu"):
+    """An imgcls ``ImageClassifier`` from its checkpoint, in eval mode."""
+    from imgcls.models.classifier import ImageClassifier
+
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    return ImageClassifier.from_checkpoint(path, map_location=map_location).eval()
+
+
+def from_checkpoint(ckpt_path: str | Path) -> InferenceModel:
+    """A trained imgcls checkpoint: images are decoded to its training input shape, in [0, 1]."""
+    model = load_classifier(ckpt_path)
+    channels, height, width = (int(v) for v in model.hparams.input_shape)
+
+    def preprocess(path):
+        return torch.tensor(load_image(path, channels, (height, width)), dtype=torch.float32).div_(255.0)
+
+    return InferenceModel(
+        name=str(ckpt_path),  # the full path: it says which run the checkpoint comes from
+        net=model,
+        class_names=model.class_names,
+        preprocess=preprocess,
+        input_shape=(channels, height, width),
+        weights_file=Path(ckpt_path),
+    )
+
+
+def from_torchvision(model_name: str, weights_name: str = "DEFAULT") -> InferenceModel:
+    """A torchvision architecture with its pretrained weights (from ``$TORCH_HOME`` or a download)."""
+    from torchvision.models import get_model
+
+    weights = _weights(model_name, weights_name)
+    file = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    try:
+        net = get_model(model_name, weights=weights)
+    except Exception as error:  # an offline machine fails inside urllib with an unhelpful message
+        raise RuntimeError(
+            f"cannot load {model_name}:{weights_name}: the file {file} is not there and could not be "
+            f"downloaded ({type(error).__name__}: {error})"
+        ) from error
+    return _imagenet_model(f"{model_name}:{weights_name}", net.eval(), weights, file)
+
+
+def from_state_dict(model_name: str, state_dict_path: str | Path) -> InferenceModel:
+    """A torchvision architecture loaded from a saved state dict (ImageNet categories and preprocessing)."""
+    from torchvision.models import get_model
+
+    path = Path(state_dict_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"state dict not found: {path}")
+    weights = _weights(model_name, "DEFAULT")
+    net = get_model(model_name, num_classes=len(weights.meta["categories"]))
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return _imagenet_model(f"{model_name}:{path.name}", net.eval(), weights, path)
+
+
+def _weights(model_name: str, weights_name: str):
+    from torchvision.models import get_model_weights, list_models
+
+    if model_name not in list_models():
+        raise ValueError(f"unknown torchvision model {model_name!r}; see torchvision.models.list_models()")
+    enum = get_model_weights(model_name)
+    try:
+        return enum[weights_name]
+    except KeyError:
+        choices = ", ".join(enum.__members__)
+        raise ValueError(f"{model_name} has no weights {weights_name!r}; choose one of {choices}") from None
+
+
+def _imagenet_model(name: str, net: nn.Module, weights, file: Path) -> InferenceModel:
+    transform = weights.transforms()
+    crop = int(transform.crop_size[0])
+
+    def preprocess(path):
+        return transform(torch.from_numpy(load_image(path, 3)))
+
+    return InferenceModel(
+        name=name,
+        net=net,
+        class_names=list(weights.meta["categories"]),
+        preprocess=preprocess,
+        input_shape=(3, crop, crop),
+        weights_file=file,
+    )

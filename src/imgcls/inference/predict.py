@@ -1,0 +1,95 @@
+"""Top-k predictions for image files, one CSV row per file; a bad file gets an error, not a crash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from imgcls.data.image_io import IMAGE_SUFFIXES, ImageDecodeError, is_image_file
+from imgcls.inference.loading import InferenceModel
+
+ERROR_COLUMN = "error"
+
+
+def list_inputs(source: str | Path, path_column: str = "path") -> list[Path]:
+    """The files to predict: one file, every non-hidden file under a folder (sorted), or the
+    ``path_column`` of a CSV (relative paths are taken from the CSV's folder)."""
+    source = Path(source)
+    if source.is_dir():
+        files = (p for p in source.rglob("*") if p.is_file())
+        return sorted(
+            p for p in files if not any(part.startswith(".") for part in p.relative_to(source).parts)
+        )
+    if not source.is_file():
+        raise FileNotFoundError(f"input not found: {source}")
+    if source.suffix.lower() != ".csv":
+        return [source]
+    table = pd.read_csv(source)
+    if path_column not in table:
+        raise ValueError(
+            f"{source}: no column {path_column!r} (columns: {', '.join(map(str, table.columns))})"
+        )
+    return [p if p.is_absolute() else source.parent / p for p in map(Path, table[path_column].astype(str))]
+
+
+def predict_files(
+    model: InferenceModel, files: list[Path], topk: int = 5, batch_size: int = 32
+) -> pd.DataFrame:
+    """One row per file in order: ``path``, ``label_i``/``prob_i`` for i = 1..k, and ``error``."""
+    topk = min(topk, len(model.class_names))
+    rows: list[dict] = [{"path": str(path)} for path in files]
+    pending: list[tuple[int, torch.Tensor]] = []
+    for index, path in enumerate(files):
+        try:
+            pending.append((index, _decode(model, path)))
+        except (ImageDecodeError, ValueError, OSError, RuntimeError) as error:
+            rows[index][ERROR_COLUMN] = str(
+                getattr(error, "reason", None) or f"{type(error).__name__}: {error}"
+            )
+        if len(pending) == batch_size or (index == len(files) - 1 and pending):
+            _predict_batch(model, pending, rows, topk)
+            pending = []
+    columns = (
+        ["path"] + [f"{kind}_{i}" for i in range(1, topk + 1) for kind in ("label", "prob")] + [ERROR_COLUMN]
+    )
+    return pd.DataFrame(rows).reindex(columns=columns).fillna({ERROR_COLUMN: ""})
+
+
+def _decode(model: InferenceModel, path: Path) -> torch.Tensor:
+    if not is_image_file(path):
+        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise ImageDecodeError(
+            path, f"unsupported file type {path.suffix or '(none)'!r}; images are {suffixes}"
+        )
+    return model.preprocess(path)
+
+
+def _predict_batch(model: InferenceModel, pending, rows: list[dict], topk: int) -> None:
+    probabilities = model.probabilities(torch.stack([image for _, image in pending]))
+    values, classes = probabilities.topk(topk, dim=1)
+    for (index, _), top_values, top_classes in zip(pending, values.tolist(), classes.tolist(), strict=True):
+        for rank, (value, cls) in enumerate(zip(top_values, top_classes, strict=True), start=1):
+            rows[index][f"label_{rank}"] = model.class_names[cls]
+            rows[index][f"prob_{rank}"] = value
+
+
+def run_predict(cfg) -> Path:
+    """``python predict.py``: the configured model on the configured input, written as CSV."""
+    from imgcls.config import ConfigError
+    from imgcls.inference.loading import load_inference_model
+
+    if bool(cfg.ckpt_path) == bool(cfg.model_name):
+        raise ConfigError(
+            "set exactly one of ckpt_path=<file.ckpt> or model_name=<torchvision model> [weights=...]"
+        )
+    spec = cfg.ckpt_path or f"{cfg.model_name}:{cfg.weights}"
+    model = load_inference_model(str(spec))
+    table = predict_files(model, list_inputs(cfg.input, cfg.path_column), cfg.topk, cfg.batch_size)
+    output = Path(cfg.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(output, index=False)
+    failed = int((table[ERROR_COLUMN] != "").sum())
+    print(f"{len(table)} files, {failed} with errors -> {output}")
+    return output

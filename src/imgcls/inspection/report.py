@@ -1,0 +1,201 @@
+"""``inspect_dataset(cfg)``: describe a configured dataset in its run directory and TensorBoard.
+
+Writes ``report.md`` (everything below, readable on GitHub), ``summary.json`` (for
+scripts), ``class_counts.csv``, ``image_sizes.csv``, ``image_modes.csv``, ``problems.csv``,
+``catalog.csv`` (one row per image), the figures ``class_counts.png``,
+``image_sizes.png`` and ``samples.png``, and the same text and figures to TensorBoard.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from imgcls.data.datamodule import DatasetSplits
+from imgcls.inspection.catalog import array_catalog, file_catalog, named_splits
+from imgcls.inspection.checks import (
+    PROBLEM_COLUMNS,
+    class_counts,
+    find_problems,
+    imbalance_ratio,
+    mode_counts,
+    size_summary,
+)
+from imgcls.inspection.figures import class_count_chart, sample_grid, size_histograms
+
+# report.md lists this many problems; problems.csv has them all.
+_LISTED_PROBLEMS = 50
+
+
+class DatasetLoadError(RuntimeError):
+    """The dataset could not be loaded; the report in the run directory says what was found."""
+
+
+@dataclass
+class Loaded:
+    """What could be read of a dataset: its file listing, its arrays, or why not."""
+
+    listing: object | None = None
+    splits: DatasetSplits | None = None
+    error: Exception | None = None
+
+    @property
+    def class_names(self) -> list[str]:
+        source = self.splits or self.listing
+        return list(source.class_names) if source is not None else []
+
+
+def inspect_dataset(cfg: DictConfig) -> Path:
+    """Inspect ``cfg.data`` with the options in ``cfg.inspect``; returns the report directory."""
+    options = cfg.inspect
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    datamodule = instantiate(cfg.data)
+    dataset = cfg.data.get("_target_", type(datamodule).__name__)
+    loaded = load(datamodule)
+
+    # Files are described as they are on disk; array datasets as they are held in memory.
+    if loaded.listing is not None:
+        catalog, source = file_catalog(loaded.listing, options.hash_contents), "original files"
+    elif loaded.splits is not None:
+        catalog, source = array_catalog(loaded.splits, options.hash_contents), "arrays in memory"
+    else:
+        catalog, source = None, None
+    problems = find_problems(catalog) if catalog is not None else pd.DataFrame(columns=PROBLEM_COLUMNS)
+    if loaded.error is not None:
+        error = {"problem": "load_error", "split": "", "item": dataset, "detail": str(loaded.error)}
+        problems = pd.concat([pd.DataFrame([error]), problems], ignore_index=True)
+    labels = _labels_by_split(loaded, catalog)
+    counts = class_counts(labels, loaded.class_names) if labels else None
+    ratio = imbalance_ratio(counts["train"]) if counts is not None and "train" in counts else None
+
+    figures = {}
+    if counts is not None:
+        counts.to_csv(run_dir / "class_counts.csv")
+        figures["class_counts"] = class_count_chart(counts)
+    if catalog is not None:
+        catalog.to_csv(run_dir / "catalog.csv", index=False)
+        size_summary(catalog).to_csv(run_dir / "image_sizes.csv")
+        mode_counts(catalog).to_csv(run_dir / "image_modes.csv")
+        figures["image_sizes"] = size_histograms(catalog, bins=options.histogram_bins)
+    if loaded.splits is not None:
+        samples = _samples_per_class(loaded.splits, options.samples_per_class, options.grid_classes, cfg.seed)
+        figures["samples"] = sample_grid(samples)
+    problems.to_csv(run_dir / "problems.csv", index=False)
+    summary = {
+        "dataset": dataset,
+        "described_from": source,
+        "num_classes": len(loaded.class_names),
+        "class_names": loaded.class_names,
+        "split_sizes": {split: len(values) for split, values in labels.items()},
+        "imbalance_ratio": ratio,
+        "problems": problems["problem"].value_counts().to_dict(),
+        "load_error": None if loaded.error is None else f"{type(loaded.error).__name__}: {loaded.error}",
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    markdown = _markdown(summary, counts, catalog, problems, list(figures))
+    (run_dir / "report.md").write_text(markdown, encoding="utf-8")
+    _write_figures_and_tensorboard(run_dir, markdown, figures, ratio)
+
+    print(f"Dataset report: {run_dir / 'report.md'}")
+    if loaded.error is not None:
+        raise DatasetLoadError(
+            f"{dataset} could not be loaded ({type(loaded.error).__name__}: {loaded.error}); "
+            f"what could be inspected is in {run_dir}"
+        ) from loaded.error
+    return run_dir
+
+
+def load(datamodule) -> Loaded:
+    """List the files (file datasets), then load; a failure is kept, not raised."""
+    loaded = Loaded()
+    try:
+        if callable(getattr(datamodule, "list_files", None)):
+            loaded.listing = datamodule.list_files()
+        datamodule.setup("fit")  # not reached when the listing fails: it would fail the same way
+    except Exception as error:  # noqa: BLE001 - why a dataset does not load is the finding
+        loaded.error = error
+    loaded.splits = datamodule.splits
+    return loaded
+
+
+def _labels_by_split(loaded: Loaded, catalog: pd.DataFrame | None) -> dict[str, list[str]]:
+    """Each split's class names, from the arrays trained on, else from the file listing."""
+    if loaded.splits is not None:
+        names = loaded.class_names
+        return {
+            split: [names[i] for i in data.labels.tolist()]
+            for split, data in named_splits(loaded.splits).items()
+        }
+    if catalog is not None:
+        return {split: list(group["label"]) for split, group in catalog.groupby("split", sort=False)}
+    return {}
+
+
+def _write_figures_and_tensorboard(run_dir: Path, markdown: str, figures: dict, ratio: float | None) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+    writer.add_text("inspection/report", markdown)
+    if ratio is not None and math.isfinite(ratio):
+        writer.add_scalar("inspection/imbalance_ratio", ratio)
+    for name, fig in figures.items():
+        fig.savefig(run_dir / f"{name}.png", dpi=100)
+        writer.add_figure(f"inspection/{name}", fig)  # closes the figure
+    writer.close()
+
+
+def _samples_per_class(splits, per_class: int, max_classes: int, seed: int) -> dict[str, np.ndarray]:
+    """Up to ``per_class`` random training images of each of the first ``max_classes`` classes."""
+    rng = np.random.default_rng(seed)
+    labels = splits.train.labels.numpy()
+    samples = {}
+    for index, name in enumerate(splits.class_names[:max_classes]):
+        members = np.flatnonzero(labels == index)
+        pick = np.sort(rng.choice(members, size=min(per_class, len(members)), replace=False))
+        samples[name] = splits.train.images[pick].numpy()
+    return samples
+
+
+def _markdown(summary: dict, counts, catalog, problems: pd.DataFrame, figures: list[str]) -> str:
+    lines = [f"# Dataset inspection: `{summary['dataset']}`", ""]
+    if summary["load_error"]:
+        lines += ["**The dataset could not be loaded:**", "", "```", summary["load_error"], "```", ""]
+    sizes = ", ".join(f"{split} {n:,}" for split, n in summary["split_sizes"].items())
+    lines += [f"- classes: {summary['num_classes']}", f"- images: {sizes or 'none'}"]
+    if summary["imbalance_ratio"] is not None and counts is not None:
+        train = counts["train"]
+        lines.append(
+            f"- imbalance ratio (train, largest/smallest class): {summary['imbalance_ratio']:.2f} "
+            f"({train.idxmax()}: {train.max():,}; {train.idxmin()}: {train.min():,})"
+        )
+    if counts is not None:
+        lines += ["", "## Class counts", "", counts.to_markdown()]
+    if catalog is not None:
+        lines += [
+            "",
+            f"## Image sizes and modes ({summary['described_from']})",
+            "",
+            size_summary(catalog).to_markdown(),
+            "",
+            mode_counts(catalog).to_markdown(),
+        ]
+    lines += ["", "## Problems", ""]
+    if problems.empty:
+        lines.append("None found: no missing, unreadable or duplicated files, and no image in two splits.")
+    else:
+        kinds = ", ".join(f"{kind}: {n}" for kind, n in summary["problems"].items())
+        lines += [f"{len(problems)} found ({kinds}); all in `problems.csv`.", ""]
+        listed = problems.head(_LISTED_PROBLEMS)
+        # A cell cannot hold a line break; the full text is in problems.csv.
+        listed = listed.assign(detail=listed["detail"].astype(str).str.replace(r"\s*\n\s*", " ", regex=True))
+        lines.append(listed.to_markdown(index=False))
+    lines += [""] + [f"![{name}]({name}.png)" for name in figures]
+    return "\n".join(lines) + "\n"

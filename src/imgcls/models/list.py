@@ -1,0 +1,74 @@
+"""List torchvision's classification models and their weights, from torchvision's metadata.
+
+    python -m imgcls.models.list                 # every model and weight
+    python -m imgcls.models.list resnet          # names containing "resnet"
+    python -m imgcls.models.list --format csv    # table | markdown | csv
+
+Columns: ImageNet-1K Acc@1/Acc@5, parameters (millions), GFLOPS, the input (crop) size
+and the file torchvision caches (``$TORCH_HOME/hub/checkpoints/<file>``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pandas as pd
+
+
+def weights_table(pattern: str = "") -> pd.DataFrame:
+    """One row per (model, weights) whose model name contains ``pattern``."""
+    import torchvision
+
+    from imgcls.models.torchvision_net import available_models, weights_file
+
+    rows = []
+    for name in available_models():
+        if pattern.lower() not in name.lower():
+            continue
+        choices = torchvision.models.get_model_weights(name)
+        for weights in choices:
+            meta = weights.meta
+            metrics = meta.get("_metrics", {}).get("ImageNet-1K", {})
+            rows.append(
+                {
+                    "model": name,
+                    "weights": f"{type(weights).__name__}.{weights.name}",
+                    "default": weights is choices.DEFAULT,
+                    "acc@1": metrics.get("acc@1"),
+                    "acc@5": metrics.get("acc@5"),
+                    "params_M": round(meta["num_params"] / 1e6, 1),
+                    "gflops": meta.get("_ops"),
+                    "input_size": weights.transforms().crop_size[0],
+                    "file": weights_file(weights).name,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(str(value) for value in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("filter", nargs="?", default="", help="only models whose name contains this")
+    parser.add_argument("--format", choices=("table", "markdown", "csv"), default="table")
+    args = parser.parse_args(argv)
+    table = weights_table(args.filter)
+    if table.empty:
+        print(f"no torchvision classification model matches {args.filter!r}", file=sys.stderr)
+        return 1
+    if args.format == "csv":
+        print(table.to_csv(index=False), end="")
+    elif args.format == "markdown":
+        print(to_markdown(table))
+    else:
+        print(table.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

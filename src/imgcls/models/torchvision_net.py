@@ -1,0 +1,300 @@
+"""Any torchvision classification model by name, ready for transfer learning.
+
+``TorchvisionNet`` builds ``torchvision.models.get_model(name)``, loads pretrained weights
+through torchvision's own cache (``$TORCH_HOME/hub/checkpoints``, so cached files work
+offline), replaces the classifier for the data's class count, and takes its preprocessing
+from the weights: their mean/std (``input_normalization``, applied by the classifier) and
+their input size (images are resized on the device, in batches, inside ``forward``).
+
+Fine-tuning strategies (``finetune``):
+
+* ``full``: everything trains; ``backbone_lr_mult`` scales the backbone's learning rate;
+* ``frozen``: only the head trains; the backbone's BatchNorm layers stay in eval mode, so
+  their running statistics are those of the pretrained weights;
+* ``gradual``: ``frozen`` until epoch ``unfreeze_at_epoch``, then the backbone trains with
+  ``lr * backbone_lr_mult`` (the :class:`~imgcls.training.finetuning.GradualUnfreezing`
+  callback, which the net hands to Lightning through ``callbacks()``).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torchvision.models import WeightsEnum
+from torchvision.transforms import v2
+
+FINETUNE_STRATEGIES = ("full", "frozen", "gradual")
+# Input size of models trained from scratch: the ImageNet size every architecture accepts.
+SCRATCH_INPUT_SIZE = 224
+# Seconds a stalled download may wait for the network before it counts as failed.
+DOWNLOAD_TIMEOUT_S = 60
+
+
+class PretrainedWeightsMissing(FileNotFoundError):
+    """The weights file is not in the cache and could not be downloaded."""
+
+
+def available_models() -> list[str]:
+    """Every classification model torchvision builds by name."""
+    return torchvision.models.list_models(module=torchvision.models)
+
+
+def resolve_weights(name: str, weights: str | None = None, pretrained: bool = False) -> WeightsEnum | None:
+    """The weights ``weights`` names (e.g. ``IMAGENET1K_V2``), the default ones when only
+    ``pretrained`` is set, or None (random initialization)."""
+    if name not in available_models():
+        raise ValueError(
+            f"unknown torchvision model {name!r}; `python -m imgcls.models.list` lists the "
+            f"{len(available_models())} available ones"
+        )
+    if not weights and not pretrained:
+        return None
+    choices = torchvision.models.get_model_weights(name)
+    try:
+        return choices[weights or "DEFAULT"]
+    except KeyError:
+        known = ", ".join(member.name for member in choices)
+        raise ValueError(f"{name} has no weights {weights!r}; choose one of: {known}, DEFAULT") from None
+
+
+def weights_file(weights: WeightsEnum) -> Path:
+    """Where torchvision caches ``weights``: ``$TORCH_HOME/hub/checkpoints/<file name of the URL>``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
+
+
+def ensure_weights_file(weights: WeightsEnum) -> Path:
+    """The cached weights file, downloaded first if it is missing (when the network allows).
+
+    The cache is checked first, so an offline machine with the file never touches the network.
+    """
+    path = weights_file(weights)
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    match = torch.hub.HASH_REGEX.search(path.name)
+    previous_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        torch.hub.download_url_to_file(weights.url, str(path), hash_prefix=match.group(1) if match else None)
+    except (OSError, RuntimeError) as error:  # no network (URLError), timeout, or a bad hash
+        raise PretrainedWeightsMissing(
+            f"pretrained weights {weights} are not in the cache and could not be downloaded "
+            f"({type(error).__name__}: {error}). Put the file {path.name} into {path.parent} "
+            f"(download it from {weights.url}), or set TORCH_HOME to a directory whose "
+            f"hub/checkpoints/ holds it."
+        ) from error
+    finally:
+        socket.setdefaulttimeout(previous_timeout)
+    return path
+
+
+def preprocess_for(weights: WeightsEnum | None, input_size: Sequence[int] | None = None) -> v2.Compose:
+    """Whole-photo preprocessing of the weights' recipe, without normalization (the
+    classifier normalizes): uint8 ``[..., C, H, W]`` in, float ``[..., C, crop, crop]`` in [0, 1] out.
+
+    With weights: resize the shorter side to their ``resize_size``, center-crop ``crop_size``.
+    Without: resize to ``input_size``.
+    """
+    if weights is None:
+        steps = [v2.Resize(list(input_size or (SCRATCH_INPUT_SIZE, SCRATCH_INPUT_SIZE)), antialias=True)]
+    else:
+        recipe = weights.transforms()
+        steps = [
+            v2.Resize(recipe.resize_size, interpolation=recipe.interpolation, antialias=True),
+            v2.CenterCrop(recipe.crop_size),
+        ]
+    return v2.Compose([*steps, v2.ToDtype(torch.float32, scale=True)])
+
+
+def find_head(model: nn.Module, num_outputs: int) -> str:
+    """Name of the classifier: the last ``Linear`` (or 1x1-conv, as in SqueezeNet) layer with
+    ``num_outputs`` outputs. torchvision registers the classifier last in every family
+    (``fc``, ``classifier[-1]``, ``heads.head``, ``head``, ...)."""
+    names = [
+        name
+        for name, module in model.named_modules()
+        if (isinstance(module, nn.Linear) and module.out_features == num_outputs)
+        or (isinstance(module, nn.Conv2d) and module.out_channels == num_outputs)
+    ]
+    if not names:
+        raise ValueError(
+            f"{type(model).__name__} has no Linear or Conv2d layer with {num_outputs} outputs to replace"
+        )
+    return names[-1]
+
+
+def replace_head(model: nn.Module, num_outputs: int, num_classes: int) -> str:
+    """Replace the classifier layer (see :func:`find_head`) by a fresh one for ``num_classes``."""
+    name = find_head(model, num_outputs)
+    old = model.get_submodule(name)
+    if isinstance(old, nn.Linear):
+        new: nn.Module = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+    else:
+        new = nn.Conv2d(old.in_channels, num_classes, old.kernel_size, old.stride, old.padding)
+    parent, _, attribute = name.rpartition(".")
+    setattr(model.get_submodule(parent), attribute, new)
+    return name
+
+
+def disable_aux_logits(model: nn.Module) -> None:
+    """Inception v3 and GoogLeNet train auxiliary classifiers for ImageNet; a new task
+    uses only the main output (and the aux heads' class counts would not match)."""
+    if getattr(model, "aux_logits", False):
+        model.aux_logits = False
+        for attribute in ("AuxLogits", "aux1", "aux2"):
+            if hasattr(model, attribute):
+                setattr(model, attribute, None)
+
+
+class TorchvisionNet(nn.Module):
+    """A torchvision classification model with a new head and a fine-tuning strategy.
+
+    Args:
+        input_shape, num_classes: from the data module.
+        name: the torchvision model name (``python -m imgcls.models.list``).
+        pretrained: load the default weights (``pretrained=true`` on the command line).
+        weights: load these weights by name (``IMAGENET1K_V2``); implies ``pretrained``.
+        weights_path: load this local state dict (the architecture's torchvision layout, its
+            original head) instead; preprocessing then follows ``weights`` or the default weights.
+        load_weights: False builds the same net and preprocessing without reading any weights
+            file, for when a checkpoint's state dict replaces them anyway.
+        new_head: False keeps the pretrained classifier and its classes (``num_classes`` must
+            then be the weights' class count), e.g. to predict ImageNet classes.
+        finetune: ``full``, ``frozen`` or ``gradual`` (see the module docstring).
+        unfreeze_at_epoch: the epoch at which ``gradual`` unfreezes the backbone.
+        backbone_lr_mult: the backbone's learning rate is ``lr * backbone_lr_mult``.
+        head: dotted name of the module that counts as the head (trains when the backbone is
+            frozen, keeps the base learning rate), e.g. ``classifier``; default: the new layer.
+        input_size: ``[H, W]`` (or one int) the images are resized to; default: the weights'
+            crop size, or 224 without weights.
+        builder_args: extra keyword arguments of torchvision's model builder (``dropout``, ...).
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        name: str,
+        pretrained: bool = False,
+        weights: str | None = None,
+        weights_path: str | None = None,
+        load_weights: bool = True,
+        new_head: bool = True,
+        finetune: str = "full",
+        unfreeze_at_epoch: int = 1,
+        backbone_lr_mult: float = 1.0,
+        head: str | None = None,
+        input_size: int | Sequence[int] | None = None,
+        builder_args: dict | None = None,
+    ):
+        super().__init__()
+        if finetune not in FINETUNE_STRATEGIES:
+            raise ValueError(f"finetune={finetune!r}; choose one of {', '.join(FINETUNE_STRATEGIES)}")
+        if input_shape[0] not in (1, 3):
+            raise ValueError(f"{name} takes RGB or grayscale images, got {input_shape[0]} channels")
+        self.name = name
+        self.finetune = finetune
+        self.unfreeze_at_epoch = int(unfreeze_at_epoch)
+        self.backbone_lr_mult = float(backbone_lr_mult)
+        self.weights = resolve_weights(name, weights, pretrained or bool(weights_path))
+        self.model = self._build(name, weights_path if load_weights else None, load_weights, builder_args)
+        disable_aux_logits(self.model)
+        original_classes = len(self.weights.meta["categories"]) if self.weights else 1000
+        if new_head:
+            self.head_layer_name = replace_head(self.model, original_classes, num_classes)
+        elif num_classes == original_classes:
+            self.head_layer_name = find_head(self.model, num_classes)
+        else:
+            raise ValueError(
+                f"new_head=false keeps {name}'s {original_classes} classes, the data has {num_classes}"
+            )
+        self.head = self.model.get_submodule(head or self.head_layer_name)
+
+        recipe = self.weights.transforms() if self.weights else None
+        size = input_size or (recipe.crop_size if recipe else SCRATCH_INPUT_SIZE)
+        size = [size] if isinstance(size, int) else list(size)
+        self.input_size = (size[0], size[-1])
+        # Read by ImageClassifier: pretrained weights expect their own normalization.
+        self.input_normalization = (list(recipe.mean), list(recipe.std)) if recipe else None
+        self.backbone_frozen = False
+        if finetune in ("frozen", "gradual"):
+            self.set_backbone_trainable(False)
+
+    def _build(self, name: str, weights_path: str | None, load_weights: bool, builder_args: dict | None):
+        kwargs = dict(builder_args or {})
+        if weights_path:
+            model = torchvision.models.get_model(name, **kwargs)
+            state = torch.load(weights_path, map_location="cpu", weights_only=True)
+            try:
+                model.load_state_dict(state)
+            except RuntimeError as error:
+                raise ValueError(
+                    f"{weights_path} is not a state dict of torchvision's {name}: {error}"
+                ) from None
+            return model
+        if self.weights is not None and load_weights:
+            ensure_weights_file(self.weights)  # torchvision then loads it from the cache
+            return torchvision.models.get_model(name, weights=self.weights, **kwargs)
+        if self.weights is not None:  # the weights' class count, so their head is found and replaced
+            kwargs.setdefault("num_classes", len(self.weights.meta["categories"]))
+        return torchvision.models.get_model(name, **kwargs)
+
+    # --- what the classifier and the trainer use -----------------------------------------
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.shape[1] == 1:  # grayscale data, RGB model
+            images = images.expand(-1, 3, -1, -1)
+        if tuple(images.shape[-2:]) != self.input_size:
+            images = F.interpolate(images, size=self.input_size, mode="bilinear", antialias=True)
+        return self.model(images)
+
+    def parameter_groups(self, lr: float) -> list[dict]:
+        """Optimizer groups: the head at ``lr``; the backbone at ``lr * backbone_lr_mult``
+        when it trains (a ``gradual`` backbone joins later, see ``GradualUnfreezing``)."""
+        groups = [{"params": list(self.head.parameters()), "lr": lr, "name": "head"}]
+        if not self.backbone_frozen:
+            groups.insert(
+                0,
+                {"params": self.backbone_parameters(), "lr": lr * self.backbone_lr_mult, "name": "backbone"},
+            )
+        return groups
+
+    def callbacks(self) -> list:
+        if self.finetune != "gradual":
+            return []
+        from imgcls.training.finetuning import GradualUnfreezing
+
+        return [GradualUnfreezing(self.unfreeze_at_epoch, self.backbone_lr_mult)]
+
+    def photo_transform(self) -> v2.Compose:
+        """Preprocessing for whole photos (predict): the weights' resize and center crop."""
+        return preprocess_for(self.weights, self.input_size)
+
+    # --- freezing ------------------------------------------------------------------------
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        head = {id(p) for p in self.head.parameters()}
+        return [p for p in self.model.parameters() if id(p) not in head]
+
+    def set_backbone_trainable(self, trainable: bool) -> None:
+        for parameter in self.backbone_parameters():
+            parameter.requires_grad_(trainable)
+        self.backbone_frozen = not trainable
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        """A frozen backbone keeps its BatchNorm layers in eval mode: they normalize with the
+        pretrained running statistics and do not update them."""
+        super().train(mode)
+        if mode and self.backbone_frozen:
+            head = {id(m) for m in self.head.modules()}
+            for module in self.model.modules():
+                if isinstance(module, _BatchNorm) and id(module) not in head:
+                    module.eval()
+        return self

@@ -1,0 +1,208 @@
+"""The evaluation report: every table and figure of every test set, linked from one report.md."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from sklearn.metrics import confusion_matrix
+
+from imgcls.reports.calibration import calibration_bins, plot_confidence_histogram, plot_reliability_diagram
+from imgcls.reports.classification_report import (
+    averages_table,
+    headline_metrics,
+    per_class_table,
+    to_markdown,
+)
+from imgcls.reports.confusion_matrix import confused_pairs, plot_confusion_matrix
+from imgcls.reports.curves import CSV_METRICS, epoch_metrics, plot_training_curves
+from imgcls.reports.error_gallery import plot_error_gallery
+from imgcls.reports.evaluation import Predictions, predict_test_sets
+from imgcls.reports.figures import plt
+
+REPORT_FILE = "report.md"
+
+
+class ReportWriter:
+    """Saves figures as PNGs under the report folder and, given a SummaryWriter, to TensorBoard."""
+
+    def __init__(self, out_dir: Path, tensorboard=None, global_step: int = 0):
+        self.out_dir, self.tensorboard, self.global_step = out_dir, tensorboard, global_step
+
+    def figure(self, figure, relative_path: str) -> str:
+        path = self.out_dir / relative_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(figure)
+        if self.tensorboard is not None:
+            # The saved PNG, not add_figure: drawing a large figure twice costs seconds.
+            image = np.asarray(Image.open(path).convert("RGB"))
+            tag = "report/" + relative_path.removesuffix(".png")
+            self.tensorboard.add_image(tag, image, global_step=self.global_step, dataformats="HWC")
+        return relative_path
+
+    def table(self, table, relative_path: str) -> str:
+        path = self.out_dir / relative_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(path, index=False)
+        path.with_suffix(".md").write_text(to_markdown(table) + "\n")
+        return relative_path
+
+
+def write_report(
+    predictions: Sequence[Predictions],
+    out_dir: str | Path,
+    *,
+    ordinal: bool = False,
+    run_dir: str | Path | None = None,
+    tensorboard=None,
+    global_step: int = 0,
+    gallery_size: int = 16,
+    confused_pairs_top: int = 20,
+    title: str = "Evaluation report",
+) -> Path:
+    """Write tables, figures, ``metrics.json`` and ``report.md`` into ``out_dir``; return report.md.
+
+    ``run_dir`` (a training run's directory) adds its training curves; ``tensorboard`` (a
+    ``SummaryWriter``) receives every figure under ``report/...`` too.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    writer = ReportWriter(out_dir, tensorboard, global_step)
+    lines = [f"# {title}", ""]
+    curves = run_dir and Path(run_dir) / CSV_METRICS
+    if curves and curves.exists():
+        epochs = epoch_metrics(curves)
+        epochs.reset_index().to_csv(out_dir / "training_curves.csv", index=False)
+        lines += [
+            "## Training curves",
+            "",
+            f"![training curves]({writer.figure(plot_training_curves(epochs), 'training_curves.png')})",
+            "",
+        ]
+    all_metrics = {}
+    for split in predictions:
+        metrics, section = _split_section(split, writer, ordinal, gallery_size, confused_pairs_top)
+        all_metrics[split.split] = metrics
+        lines += section
+    (out_dir / "metrics.json").write_text(json.dumps(all_metrics, indent=2))
+    report = out_dir / REPORT_FILE
+    report.write_text("\n".join(lines))
+    if tensorboard is not None:
+        tensorboard.add_text("report/summary", "\n".join(lines[:40]), global_step=global_step)
+        tensorboard.flush()
+    return report
+
+
+def _split_section(
+    predictions: Predictions, writer: ReportWriter, ordinal: bool, gallery_size: int, top_pairs: int
+) -> tuple[dict, list[str]]:
+    name, names = predictions.split, predictions.class_names
+    metrics = headline_metrics(predictions, ordinal)
+    lines = [f"## Test set `{name}` ({metrics['samples']} images)", ""]
+    if not metrics["samples"]:
+        return metrics, [*lines, "No images.", ""]
+    bins = calibration_bins(predictions)
+    metrics["ece"] = bins.ece
+    lines += ["| metric | value |", "|---|---|"]
+    lines += [f"| {key} | {value:.4f} |" for key, value in metrics.items() if key != "samples"]
+
+    per_class = writer.table(per_class_table(predictions), f"{name}/per_class.csv")
+    averages = writer.table(averages_table(predictions), f"{name}/averages.csv")
+    lines += ["", "### Per class, worst first", "", _read_md(writer, per_class), ""]
+    lines += ["### Averages", "", _read_md(writer, averages), ""]
+    lines += [f"Tables as CSV: [per class]({per_class}), [averages]({averages})", ""]
+
+    matrix = confusion_matrix(predictions.labels, predictions.predicted, labels=range(len(names)))
+    _write_matrix_csv(matrix, names, writer.out_dir / f"{name}/confusion_matrix.csv")
+    raw = writer.figure(
+        plot_confusion_matrix(matrix, names, title=f"Confusion matrix: {name}"),
+        f"{name}/confusion_matrix.png",
+    )
+    normalized = writer.figure(
+        plot_confusion_matrix(
+            matrix, names, normalize=True, title=f"Confusion matrix (row-normalized): {name}"
+        ),
+        f"{name}/confusion_matrix_normalized.png",
+    )
+    pairs = writer.table(confused_pairs(matrix, names, top_pairs), f"{name}/confused_pairs.csv")
+    lines += [
+        "### Confusion matrix",
+        "",
+        f"![confusion matrix]({raw})",
+        f"![row-normalized]({normalized})",
+        "",
+    ]
+    lines += [f"### Most confused pairs (top {top_pairs})", "", _read_md(writer, pairs), ""]
+
+    reliability = writer.figure(
+        plot_reliability_diagram(bins, title=f"Reliability: {name}"), f"{name}/reliability_diagram.png"
+    )
+    histogram = writer.figure(
+        plot_confidence_histogram(predictions, title=f"Confidence, correct vs wrong: {name}"),
+        f"{name}/confidence_histogram.png",
+    )
+    lines += [
+        f"### Calibration (ECE = {bins.ece:.4f})",
+        "",
+        f"![reliability]({reliability})",
+        f"![confidence]({histogram})",
+        "",
+    ]
+    gallery = writer.figure(
+        plot_error_gallery(predictions, gallery_size, title=f"Most confident mistakes: {name}"),
+        f"{name}/error_gallery.png",
+    )
+    lines += ["### Most confident mistakes (true → predicted (p))", "", f"![error gallery]({gallery})", ""]
+    return metrics, lines
+
+
+def _read_md(writer: ReportWriter, relative_csv: str) -> str:
+    return (writer.out_dir / relative_csv).with_suffix(".md").read_text().rstrip()
+
+
+def _write_matrix_csv(matrix, class_names: list[str], path: Path) -> None:
+    import pandas as pd
+
+    pd.DataFrame(matrix, index=class_names, columns=class_names).rename_axis("true \\ predicted").to_csv(path)
+
+
+def write_model_report(model, datamodule, out_dir: str | Path, ordinal: bool | None = None, **kwargs) -> Path:
+    """Predict every test set of ``datamodule`` with ``model`` and write the report.
+
+    ``ordinal=None`` takes the data module's ``ordinal`` attribute (ordered grades, e.g. retinopathy).
+    """
+    if ordinal is None:
+        ordinal = bool(getattr(datamodule, "ordinal", False))
+    return write_report(predict_test_sets(model, datamodule), out_dir, ordinal=ordinal, **kwargs)
+
+
+def write_run_report(model, datamodule, run_dir: Path, loggers=(), global_step: int = 0) -> str | None:
+    """The report a training run writes at its end, into ``<run_dir>/report``, figures to TensorBoard too.
+
+    A failing report warns instead of raising: the run's training and checkpoints are
+    already done and must not be recorded as failed for it.
+    """
+    import logging
+    import traceback
+
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    tensorboard = next((lg.experiment for lg in loggers if isinstance(lg, TensorBoardLogger)), None)
+    try:
+        report = write_model_report(
+            model,
+            datamodule,
+            run_dir / "report",
+            run_dir=run_dir,
+            tensorboard=tensorboard,
+            global_step=global_step,
+        )
+    except Exception:  # noqa: BLE001 - reported, and the run's results stay valid
+        logging.getLogger(__name__).warning("the evaluation report failed:\n%s", traceback.format_exc())
+        return None
+    print(f"  report:      {report}")
+    return str(report)

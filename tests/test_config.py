@@ -1,0 +1,120 @@
+"""The real config tree composes for every option of every group, and bad input fails clearly and early."""
+
+import pytest
+import torch
+from conftest import CONF_DIR, compose_config, run_train_py
+from omegaconf import OmegaConf
+
+from imgcls.config import ConfigError, job_name, run_name
+from imgcls.models.classifier import build_net
+from imgcls.training.optimization import build_optimizer, build_scheduler
+from imgcls.training.run import train
+
+# Groups chosen on the command line as group=option (hydra/ and paths/ have one option each).
+GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("hydra", "paths"))
+
+
+def group_options():
+    for group in GROUPS:
+        for option in sorted((CONF_DIR / group).glob("*.yaml")):
+            yield group, option.stem
+
+
+@pytest.mark.parametrize(("group", "option"), list(group_options()))
+def test_every_group_option_composes(group, option, tmp_path):
+    # model=torchvision is the generic one: the user names the model.
+    named = ["model.name=resnet18"] if (group, option) == ("model", "torchvision") else []
+    cfg = compose_config(f"{group}={option}", *named, output_dir=tmp_path)
+    # Everything but values the user must supply resolves.
+    missing = OmegaConf.missing_keys(cfg)
+    resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    assert resolved["seed"] == cfg.seed
+    assert all(key.startswith("data.") for key in missing), missing
+
+
+@pytest.mark.parametrize("option", [p.stem for p in sorted((CONF_DIR / "model").glob("*.yaml"))])
+def test_baseline_nets_build_for_any_shape(option, tmp_path):
+    cfg = compose_config(f"model={option}", output_dir=tmp_path)
+    if not cfg.model.net._target_.startswith("imgcls.models.nets."):
+        pytest.skip("pretrained-capable models are built in the transfer tests")
+    net_config = OmegaConf.to_container(cfg.model.net, resolve=True)
+    for shape in ([1, 8, 8], [3, 32, 32], [1, 80, 60], [4, 17, 23]):
+        net = build_net(net_config, shape, num_classes=7)
+        assert net(torch.rand(2, *shape)).shape == (2, 7)
+
+
+@pytest.mark.parametrize("optimizer", [p.stem for p in sorted((CONF_DIR / "optimizer").glob("*.yaml"))])
+@pytest.mark.parametrize("scheduler", [p.stem for p in sorted((CONF_DIR / "scheduler").glob("*.yaml"))])
+def test_optimizers_and_schedules_build(optimizer, scheduler, tmp_path):
+    cfg = compose_config(f"optimizer={optimizer}", f"scheduler={scheduler}", output_dir=tmp_path)
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    opt = build_optimizer(OmegaConf.to_container(cfg.optimizer, resolve=True), params)
+    assert opt.param_groups[0]["lr"] == pytest.approx(cfg.optimizer.lr)
+    schedule = build_scheduler(
+        OmegaConf.to_container(cfg.scheduler, resolve=True), opt, 100, monitor="val/acc"
+    )
+    assert (schedule is None) == (scheduler == "none")
+
+
+def test_warmup_ramps_then_cosine_ends_at_eta_min(tmp_path):
+    cfg = compose_config(
+        "scheduler=cosine", "scheduler.warmup=2", "optimizer=sgd", "optimizer.lr=1.0", output_dir=tmp_path
+    )
+    opt = build_optimizer(
+        OmegaConf.to_container(cfg.optimizer, resolve=True), [torch.nn.Parameter(torch.zeros(1))]
+    )
+    schedule = build_scheduler(
+        OmegaConf.to_container(cfg.scheduler, resolve=True), opt, 10, monitor="val/acc"
+    )
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule["scheduler"].step()
+    assert lrs[0] == pytest.approx(0.1)  # warmup_start_factor
+    assert max(lrs) == pytest.approx(1.0)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)  # T_max filled with 10 - 2
+
+
+def test_missing_required_value_fails_before_data_is_loaded(tmp_path, monkeypatch):
+    cfg = compose_config("optimizer.lr=???", output_dir=tmp_path)
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("data was loaded before the config was checked")
+
+    monkeypatch.setattr("imgcls.data.digits.DigitsDataModule.load_splits", no_data)
+    with pytest.raises(ConfigError, match=r"optimizer\.lr"):
+        train(cfg)
+
+
+@pytest.mark.parametrize(
+    ("override", "valid"),
+    [
+        ("model=resnet_9000", ["cnn", "mlp", "logreg"]),
+        ("data=imagenet_22k", ["digits"]),
+        ("optimizer=lion", ["adam", "sgd"]),
+    ],
+)
+def test_unknown_names_list_the_valid_ones(override, valid, tmp_path):
+    result = run_train_py(override, log_dir=tmp_path, check=False, timeout=120)
+    assert result.returncode != 0
+    message = result.stderr
+    group = override.split("=")[0]
+    assert f"Could not find '{group}/{override.split('=')[1]}'" in message
+    assert all(f"\t{name}\n" in message for name in valid), message
+    assert not (tmp_path / "train").exists()  # nothing ran
+
+
+def test_run_names_are_readable_and_path_safe():
+    assert run_name("") == "default"
+    assert run_name("model-cnn+optimizer.lr-0.01") == "model-cnn+optimizer.lr-0.01"
+    assert run_name("data.image_size-[96,96]") == "data.image_size-_96_96_"
+    assert "/" not in run_name("data.root=/home/me/images")
+    assert job_name(3, "optimizer.lr-0.1") == "003_optimizer.lr-0.1"
+    assert len(run_name("x=" + "a" * 500)) <= 120
+
+
+def test_experiment_recipes_set_their_task_name(tmp_path):
+    for recipe in sorted((CONF_DIR / "experiment").glob("*.yaml")):
+        cfg = compose_config(f"experiment={recipe.stem}", output_dir=tmp_path)
+        assert cfg.task_name != "train", f"{recipe.name} should name its task (outputs/<task_name>/...)"

@@ -1,0 +1,122 @@
+"""The decode cache: built once, reused across runs, rebuilt when its inputs change."""
+
+import os
+
+import numpy as np
+import pytest
+from image_fixtures import photo_variant, write_bad_file
+
+import imgcls.data.decode_cache as decode_cache
+from imgcls.data.decode_cache import BadImagesError, DecodeCache
+from imgcls.data.image_io import load_image
+
+SIZE = (24, 20)
+
+
+@pytest.fixture
+def photos(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    paths = []
+    for i in range(8):
+        path = folder / f"{i}.png"
+        photo_variant("chelsea" if i % 2 else "coffee", rng).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def decode_count(monkeypatch):
+    """Counts the files the cache decodes."""
+    calls = []
+
+    def counting_load(path, channels, size):
+        calls.append(path)
+        return load_image(path, channels, size)
+
+    monkeypatch.setattr(decode_cache, "load_image", counting_load)
+    return calls
+
+
+def test_second_run_reuses_the_cache_and_a_changed_file_rebuilds_it(tmp_path, photos, decode_count):
+    first = DecodeCache(tmp_path / "cache", progress=False).load(photos, SIZE, 3)
+    assert len(decode_count) == len(photos)
+    assert isinstance(first, np.memmap) and not first.flags.writeable
+    assert first.shape == (len(photos), 3, *SIZE) and first.dtype == np.uint8
+    for path, image in zip(photos, first, strict=True):
+        np.testing.assert_array_equal(image, load_image(path, 3, SIZE))
+
+    # A later run (a new cache object, same files): nothing is decoded again.
+    again = DecodeCache(tmp_path / "cache", progress=False).load(photos, SIZE, 3)
+    assert len(decode_count) == len(photos)
+    np.testing.assert_array_equal(again, first)
+
+    # One file changes: the entry is rebuilt and shows the new pixels.
+    photo_variant("coffee", np.random.default_rng(99)).rotate(90).save(photos[1])
+    stat = os.stat(photos[1])
+    os.utime(photos[1], ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    rebuilt = DecodeCache(tmp_path / "cache", progress=False).load(photos, SIZE, 3)
+    assert len(decode_count) == 2 * len(photos)
+    np.testing.assert_array_equal(rebuilt[1], load_image(photos[1], 3, SIZE))
+    assert not np.array_equal(rebuilt[1], first[1])
+
+
+@pytest.mark.parametrize("change", ["size", "channels", "file_list"])
+def test_target_size_channels_and_file_list_are_part_of_the_key(tmp_path, photos, decode_count, change):
+    cache = DecodeCache(tmp_path / "cache", progress=False)
+    cache.load(photos, SIZE, 3)
+    size, channels, paths = SIZE, 3, photos
+    if change == "size":
+        size = (16, 16)
+    elif change == "channels":
+        channels = 1
+    else:
+        paths = photos[:-1]
+    images = cache.load(paths, size, channels)
+    assert images.shape == (len(paths), channels, *size)
+    assert len(decode_count) == len(photos) + len(paths)
+
+
+def test_a_killed_build_leaves_no_entry_and_the_next_run_builds_a_good_one(tmp_path, photos, monkeypatch):
+    calls = []
+
+    def dies_midway(path, channels, size):
+        calls.append(path)
+        if len(calls) == 5:
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C during the build
+        return load_image(path, channels, size)
+
+    monkeypatch.setattr(decode_cache, "load_image", dies_midway)
+    cache = DecodeCache(tmp_path / "cache", workers=1, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        cache.load(photos, SIZE, 3)
+    assert list((tmp_path / "cache").iterdir()) == []
+
+    monkeypatch.setattr(decode_cache, "load_image", load_image)
+    images = cache.load(photos, SIZE, 3)
+    np.testing.assert_array_equal(images[-1], load_image(photos[-1], 3, SIZE))
+
+
+def test_load_lists_every_bad_file_and_remembers_them(tmp_path, photos, decode_count):
+    bad = [write_bad_file(tmp_path / f"bad_{kind}.jpg", kind) for kind in ("empty", "truncated", "bomb")]
+    cache = DecodeCache(tmp_path / "cache", progress=False)
+    with pytest.raises(BadImagesError) as error:
+        cache.load([*photos, *bad], SIZE, 3)
+    for path in bad:
+        assert str(path) in str(error.value)
+    assert "3 of 11" in str(error.value)
+    # The scan result is part of the entry: asking again decodes nothing.
+    decoded = cache.decode([*photos, *bad], SIZE, 3)
+    assert sorted(decoded.bad) == [8, 9, 10]
+    assert len(decode_count) == len(photos) + len(bad)
+
+
+def test_streaming_scan_decodes_once_and_finds_the_same_bad_files(tmp_path, photos, decode_count):
+    bad = write_bad_file(tmp_path / "bad.png", "corrupt")
+    cache = DecodeCache(tmp_path / "cache", progress=False)
+    first = cache.scan([*photos, bad], SIZE, 1)
+    assert list(first) == [len(photos)] and first[len(photos)].path == str(bad)
+    assert cache.scan([*photos, bad], SIZE, 1) == first
+    assert len(decode_count) == len(photos) + 1
+    assert not list((tmp_path / "cache").glob("*.npy"))  # a scan keeps no pixels

@@ -1,0 +1,31 @@
+"""ONNX export of a trained checkpoint, run with onnxruntime and compared with PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from conftest import CONF_DIR
+from digits_run import best_checkpoint, trained_digits_run
+from hydra import compose, initialize_config_dir
+
+from imgcls.inference.loading import load_classifier
+from imgcls.inference.onnx_export import export_checkpoint, onnx_logits
+
+
+def test_exported_model_gives_the_checkpoints_outputs(tmp_path_factory, tmp_path):
+    from imgcls.data.digits import DigitsDataModule
+
+    ckpt = best_checkpoint(trained_digits_run(tmp_path_factory.getbasetemp() / "digits_run"))
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("export", overrides=[f"ckpt_path='{ckpt}'", f"output={tmp_path / 'digits.onnx'}"])
+    path = export_checkpoint(cfg)
+
+    # Real test digits, in a batch size the export never saw.
+    datamodule = DigitsDataModule()
+    datamodule.setup("test")
+    images = datamodule.test_sets["test"].images[:33].float() / 255
+    with torch.inference_mode():
+        expected = load_classifier(ckpt)(images).numpy()
+    got = onnx_logits(path, images.numpy())
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert (got.argmax(1) == expected.argmax(1)).all()

@@ -1,0 +1,88 @@
+"""predict.py: top-k CSVs for real photos with real ImageNet weights, and for a trained checkpoint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import CONF_DIR
+from digits_run import best_checkpoint, trained_digits_run
+from hydra import compose, initialize_config_dir
+from PIL import Image
+
+from imgcls.inference.predict import run_predict
+
+# ImageNet's domestic cats (indices 281-285).
+CAT_CLASSES = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
+
+
+def predict_config(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("predict", overrides=list(overrides))
+
+
+def test_pretrained_mobilenet_names_real_photos_and_reports_bad_files(mobilenet_torch_home, tmp_path):
+    from skimage import data
+
+    photos = tmp_path / "photos"
+    (photos / "more").mkdir(parents=True)
+    Image.fromarray(data.chelsea()).save(photos / "chelsea.jpg")
+    Image.fromarray(data.coffee()).save(photos / "more" / "coffee.jpg")
+    (photos / "notes.txt").write_text("not an image")
+    (photos / "truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    output = tmp_path / "predictions.csv"
+
+    run_predict(
+        predict_config(
+            "model_name=mobilenet_v2", "weights=IMAGENET1K_V1", f"input={photos}", f"output={output}"
+        )
+    )
+    table = pd.read_csv(output).set_index("path")
+    table["error"] = table["error"].fillna("")
+    chelsea, coffee = table.loc[str(photos / "chelsea.jpg")], table.loc[str(photos / "more" / "coffee.jpg")]
+    assert chelsea["label_1"] in CAT_CLASSES and chelsea["error"] == ""
+    assert coffee["label_1"] == "espresso" and coffee["prob_1"] > 0.8
+    assert [column for column in table.columns if column.startswith("label_")] == [
+        f"label_{i}" for i in range(1, 6)
+    ]
+    probabilities = chelsea[[f"prob_{i}" for i in range(1, 6)]].to_numpy(dtype=float)
+    assert np.all(np.diff(probabilities) <= 0) and probabilities.sum() <= 1 + 1e-6
+
+    # Bad files get their own error and leave the others alone.
+    assert "unsupported file type '.txt'" in table.loc[str(photos / "notes.txt"), "error"]
+    assert "cannot decode" in table.loc[str(photos / "truncated.png"), "error"]
+    assert pd.isna(table.loc[str(photos / "notes.txt"), "label_1"])
+
+
+def test_checkpoint_predictions_from_a_csv_match_the_model(tmp_path_factory, tmp_path):
+    from imgcls.data.digits import DigitsDataModule
+    from imgcls.inference.loading import load_classifier
+    from imgcls.reports.evaluation import predict_split
+
+    ckpt = best_checkpoint(trained_digits_run(tmp_path_factory.getbasetemp() / "digits_run"))
+    datamodule = DigitsDataModule()
+    datamodule.setup("test")
+    test = datamodule.test_sets["test"].subset(range(40))
+    for index, image in enumerate(test.images.numpy()):
+        Image.fromarray(image[0]).save(tmp_path / f"{index:03d}.png")
+    pd.DataFrame({"path": [f"{i:03d}.png" for i in range(40)] + ["missing.png"]}).to_csv(
+        tmp_path / "list.csv", index=False
+    )
+    output = tmp_path / "out.csv"
+
+    run_predict(
+        predict_config(f"ckpt_path='{ckpt}'", f"input={tmp_path / 'list.csv'}", f"output={output}", "topk=3")
+    )
+    table = pd.read_csv(output, keep_default_na=False, dtype={"label_1": str})
+    expected = predict_split(load_classifier(ckpt), test, "test", datamodule.class_names)
+    assert list(table["label_1"][:40]) == [datamodule.class_names[i] for i in expected.predicted]
+    np.testing.assert_allclose(table["prob_1"][:40].astype(float), expected.confidence, atol=1e-5)
+    assert "prob_4" not in table
+    assert "missing.png" in table["error"].iloc[40]
+
+
+def test_predict_needs_exactly_one_model(tmp_path):
+    from imgcls.config import ConfigError
+
+    with pytest.raises(ConfigError, match="exactly one of ckpt_path"):
+        run_predict(predict_config(f"input={tmp_path}"))
