@@ -52,12 +52,14 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         records = job_records(sweep_dir)
+        print_job_table(records)
         try:
             from imgcls.reports.sweep_summary import write_sweep_summary
         except ImportError:
-            print_job_table(records)
+            pass
         else:
-            write_sweep_summary(sweep_dir)
+            paths = write_sweep_summary(sweep_dir)
+            print(f"Sweep summary: {paths.get('markdown')}")
         failures = [(job_dir, record) for job_dir, record in records if record.get("status") != "ok"]
         if failures:
             lines = "\n".join(
