@@ -68,6 +68,7 @@ def test_two_runs_started_at_the_same_instant_get_two_directories(tmp_path):
     command = [
         sys.executable,
         str(REPO / "train.py"),
+        "data=digits",
         "train=false",
         "test=false",
         f"paths.log_dir={tmp_path}",

@@ -58,8 +58,13 @@ class SweepSummary(Callback):
         except ImportError:
             pass
         else:
-            paths = write_sweep_summary(sweep_dir)
-            print(f"Sweep summary: {paths.get('markdown')}")
+            # Hydra turns a callback's exception into a warning: a summary that cannot be
+            # written must not also hide the failed jobs (and the exit code) below.
+            try:
+                paths = write_sweep_summary(sweep_dir)
+                print(f"Sweep summary: {paths.get('markdown')}")
+            except Exception as error:
+                print(f"Could not write the sweep summary: {type(error).__name__}: {error}", file=sys.stderr)
         failures = [(job_dir, record) for job_dir, record in records if record.get("status") != "ok"]
         if failures:
             lines = "\n".join(
