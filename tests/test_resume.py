@@ -21,6 +21,7 @@ from imgcls.training.resume import resume_arguments
 # Shuffling, per-sample augmentation, dropout and worker processes: everything that draws
 # random numbers or could change the data order on a resume.
 RUN = (
+    "data=digits",
     "model=cnn",
     "model.net.dropout=0.2",
     "data.augment.crop_padding=1",
