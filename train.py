@@ -3,10 +3,13 @@
 See conf/train.yaml for every option; ``python train.py --help`` lists the groups.
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 from imgcls.config import register_resolvers
+from imgcls.training.resume import resume_arguments
 
 register_resolvers()
 
@@ -19,4 +22,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    # resume=<run dir> becomes that run's own overrides, directory and last checkpoint.
+    sys.argv[1:] = resume_arguments(sys.argv[1:])
     main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from omegaconf import DictConfig, OmegaConf
@@ -29,8 +30,23 @@ def job_name(job_num: int, override_dirname: str) -> str:
     return f"{int(job_num):03d}_{run_name(override_dirname)}"
 
 
+def optuna_direction(mode: str) -> str:
+    """``monitor.mode`` (min/max) as the direction an Optuna study takes."""
+    directions = {"min": "minimize", "max": "maximize"}
+    if mode not in directions:
+        raise ConfigError(f"monitor.mode must be 'min' or 'max', got {mode!r}")
+    return directions[mode]
+
+
 def register_resolvers() -> None:
-    for name, resolver in {"imgcls.run_name": run_name, "imgcls.job_name": job_name}.items():
+    resolvers = {
+        "imgcls.run_name": run_name,
+        "imgcls.job_name": job_name,
+        "imgcls.optuna_direction": optuna_direction,
+        # In run-directory names: two runs started in the same microsecond still differ.
+        "imgcls.pid": os.getpid,
+    }
+    for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
 

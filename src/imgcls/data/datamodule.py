@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampler
 
 from imgcls.data.arrays import ImageArrays, keep_batch
 from imgcls.data.augment import BatchAugment, to_unit_float
@@ -77,7 +78,12 @@ class ImageDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if self.sampler == "weighted":
             return self._loader(self._splits.train, self.batch_size, sampler=self._balanced_sampler())
-        return self._loader(self._splits.train, self.batch_size, shuffle=True)
+        loader = self._loader(self._splits.train, self.batch_size, shuffle=True)
+        # A resumed run's first iterator (and its workers' prefetch) is made before Lightning
+        # sets the epoch on the sampler: set it here to the epoch the fit loop runs next (or is
+        # in the middle of), so a resumed epoch replays its own order.
+        loader.sampler.set_epoch(self.trainer.fit_loop.epoch_progress.total.processed if self.trainer else 0)
+        return loader
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self._splits.val, self.eval_batch_size)
@@ -132,15 +138,30 @@ class ImageDataModule(L.LightningDataModule):
         return self.splits
 
     def _loader(self, data: ImageArrays, batch_size: int, shuffle: bool = False, sampler=None) -> DataLoader:
+        # The seed set by seed_everything: the data order is a function of (seed, epoch), which
+        # Lightning sets on the sampler, so a resumed run replays it. The loader's own generator
+        # seeds its workers, leaving the global generators to augmentation and dropout.
+        seed = torch.initial_seed() % 2**63
         return DataLoader(
             data,
             batch_size=batch_size,
-            shuffle=shuffle,
-            sampler=sampler,
+            sampler=sampler or self._sampler(data, shuffle, seed),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             collate_fn=keep_batch,
+            generator=torch.Generator().manual_seed(seed),
         )
+
+    def _sampler(self, data: ImageArrays, shuffle: bool, seed: int):
+        """Each process's share of ``data``: shuffled per epoch for training; for evaluation, in
+        order and unpadded, so that across processes every sample is counted exactly once."""
+        trainer = self.trainer
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+        if shuffle:
+            return DistributedSampler(data, num_replicas=replicas, rank=rank, shuffle=True, seed=seed)
+        if replicas == 1:
+            return None
+        return UnrepeatedDistributedSampler(data, num_replicas=replicas, rank=rank, shuffle=False)
 
     def _balanced_sampler(self) -> WeightedRandomSampler:
         labels = self._splits.train.labels

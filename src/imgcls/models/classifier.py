@@ -138,7 +138,8 @@ class ImageClassifier(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         images, labels = batch
         logits = self(images)
-        self.log("val/loss", self.criterion(logits, labels), on_epoch=True, prog_bar=True)
+        # sync_dist: under DDP the epoch's loss is the mean over every process's samples.
+        self.log("val/loss", self.criterion(logits, labels), on_epoch=True, prog_bar=True, sync_dist=True)
         self.val_metrics.update(logits, labels)
         self.val_confusion.update(logits, labels)
 
@@ -154,7 +155,13 @@ class ImageClassifier(L.LightningModule):
         name = self.hparams.test_set_names[dataloader_idx]
         logits = self(images)
         prefix = split_prefix(name)
-        self.log(f"{prefix}loss", self.criterion(logits, labels), on_epoch=True, add_dataloader_idx=False)
+        self.log(
+            f"{prefix}loss",
+            self.criterion(logits, labels),
+            on_epoch=True,
+            add_dataloader_idx=False,
+            sync_dist=True,
+        )
         self.test_metrics[name].update(logits, labels)
         self.test_confusion[name].update(logits, labels)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 import traceback
 import warnings
@@ -11,7 +12,10 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from imgcls.config import check_required, print_config_tree
+from imgcls.config import ConfigError, check_required, print_config_tree
+from imgcls.training.checkpointing import EXIT_SIGINT, SaveOnInterrupt
+from imgcls.training.resume import finished_run, last_global_step
+from imgcls.training.sweep import FAILED, in_multirun, survives
 
 METRICS_FILE = "metrics.json"
 
@@ -19,29 +23,41 @@ METRICS_FILE = "metrics.json"
 def train(cfg: DictConfig) -> float | None:
     """Train and test as configured; write ``metrics.json`` to the run directory.
 
-    Returns the best value of the monitored metric (what a sweeper optimizes).
+    Returns the best value of the monitored metric (what a sweeper optimizes); in a sweep, a
+    failed run returns NaN so that the sweep goes on. SIGTERM and Ctrl-C save a checkpoint and
+    exit with 143 and 130.
     """
     check_required(cfg)
     if cfg.get("print_config", True):
         print_config_tree(cfg)
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.get("resume") and (done := finished_run(run_dir)):
+        print(f"Run {run_dir} already finished ({done.get('epochs_trained')} epochs): nothing to resume.")
+        return (done.get("best") or {}).get(cfg.monitor.metric)
     started = time.time()
+    interrupt = SaveOnInterrupt()
     try:
-        return _fit_and_test(cfg, run_dir, started)
+        return _fit_and_test(cfg, run_dir, started, interrupt)
     except BaseException as error:
         # A failed run still leaves a record, so a sweep summary can list it with its error.
         failure = {
-            "status": "failed",
+            "status": "interrupted" if interrupt.exit_code else "failed",
             "error": f"{type(error).__name__}: {error}",
             "traceback": traceback.format_exc(),
             "wall_time_s": round(time.time() - started, 2),
         }
-        (run_dir / METRICS_FILE).write_text(json.dumps(failure, indent=2))
+        if _is_rank_zero():
+            (run_dir / METRICS_FILE).write_text(json.dumps(failure, indent=2))
+        if survives(error) and interrupt.exit_code != EXIT_SIGINT:
+            print(f"Sweep job failed, the sweep goes on: {run_dir}\n{failure['traceback']}", file=sys.stderr)
+            return FAILED
+        if interrupt.exit_code:
+            raise SystemExit(interrupt.exit_code) from error
         raise
 
 
-def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float) -> float | None:
+def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, interrupt: SaveOnInterrupt) -> float | None:
     # Lightning's own use of a torch API deprecated under it; nothing a user can act on.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     import lightning as L
@@ -50,6 +66,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float) -> float | Non
     from imgcls.models.classifier import ImageClassifier
     from imgcls.reports.tensorboard import log_final_hparams
     from imgcls.training.history import MetricsHistory
+    from imgcls.training.rng import RngState
 
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
@@ -73,8 +90,9 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float) -> float | Non
     # Lightning unwraps a compiled module and compiles its forward in place.
     fitted = _compiled(model) if cfg.get("compile", False) else model
     history = MetricsHistory(cfg.monitor.metric, cfg.monitor.mode)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c] + [history]
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    callbacks += [history, RngState(), interrupt]
+    loggers = [_logger(c, cfg, callbacks) for c in (cfg.get("logger") or {}).values() if c]
     # Callbacks that a switched-off feature makes meaningless are dropped rather than failing
     # the run: the LR monitor without loggers, the progress bar with enable_progress_bar=false.
     if not loggers:
@@ -82,6 +100,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float) -> float | Non
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    _refuse_ddp_in_local_sweep(trainer)
 
     if cfg.train:
         trainer.fit(fitted, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
@@ -109,7 +128,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float) -> float | Non
         "best_checkpoint": trainer.checkpoint_callback.best_model_path
         if trainer.checkpoint_callback
         else None,
-        "last_checkpoint": getattr(trainer.checkpoint_callback, "last_model_path", None) or None,
+        "last_checkpoint": _last_checkpoint(trainer),
         "params": {
             "total": sum(p.numel() for p in model.parameters()),
             "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
@@ -118,7 +137,8 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float) -> float | Non
         "wall_time_s": round(time.time() - started, 2),
         "report": report,
     }
-    (run_dir / METRICS_FILE).write_text(json.dumps(summary, indent=2))
+    if trainer.is_global_zero:
+        (run_dir / METRICS_FILE).write_text(json.dumps(summary, indent=2))
     log_final_hparams(trainer.loggers, cfg, {**summary["best"], **test_metrics})
     _print_where(run_dir, report)
     return summary["best"].get(cfg.monitor.metric)
@@ -135,6 +155,45 @@ def class_weights(setting, class_counts: list[int]) -> list[float] | None:
     if len(weights) != len(class_counts):
         raise ValueError(f"loss.class_weights has {len(weights)} values for {len(class_counts)} classes")
     return weights
+
+
+def _logger(config: DictConfig, cfg: DictConfig, callbacks: list):
+    """A logger; on resume, TensorBoard drops what the interrupted run logged after the checkpoint."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    extra = {}
+    if cfg.get("resume") and config.get("_target_", "").endswith("TensorBoardLogger"):
+        last = [
+            Path(c.dirpath) / "last.ckpt" for c in callbacks if isinstance(c, ModelCheckpoint) and c.dirpath
+        ]
+        step = last_global_step(last[0]) if last else None
+        extra = {"purge_step": step + 1} if step is not None else {}
+    return instantiate(config, **extra)
+
+
+def _last_checkpoint(trainer) -> str | None:
+    checkpoint = trainer.checkpoint_callback
+    path = Path(checkpoint.dirpath) / "last.ckpt" if checkpoint and checkpoint.dirpath else None
+    return str(path) if path and path.is_file() else None
+
+
+def _refuse_ddp_in_local_sweep(trainer) -> None:
+    """Lightning's DDP re-runs the command line for each process; in a local ``-m`` sweep that
+    command is the whole sweep (Lightning #11300)."""
+    from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
+
+    if in_multirun() and isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher):
+        raise ConfigError(
+            "trainer=ddp cannot run inside a local -m sweep (Lightning #11300). Run the sweep's "
+            "jobs on SLURM (hydra/launcher=slurm), use trainer.strategy=ddp_spawn, or start each "
+            "DDP run on its own without -m."
+        )
+
+
+def _is_rank_zero() -> bool:
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 def _compiled(model):

@@ -1,0 +1,70 @@
+"""Continue a run in its own directory: ``python train.py resume=<run dir>``.
+
+The run's saved command-line overrides are replayed, so the config is the one it started
+with (later arguments still win), Hydra writes into the same directory, and Lightning
+loads ``checkpoints/last.ckpt``. TensorBoard continues the same run: events the
+interrupted process logged after that checkpoint are purged, so no step appears twice.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+RESUME_KEY = "resume"
+# Replaced on every resume, so they are not replayed from the saved overrides.
+_NOT_REPLAYED = (f"{RESUME_KEY}=", "ckpt_path=", "+ckpt_path=", f"+{RESUME_KEY}=")
+
+
+def resume_arguments(arguments: list[str]) -> list[str]:
+    """Command-line ``arguments`` (without the program name) with ``resume=<run dir>`` expanded.
+
+    ``resume=true`` takes the directory from ``hydra.run.dir=<run dir>``.
+    """
+    values = [a.split("=", 1)[1] for a in arguments if a.startswith(f"{RESUME_KEY}=")]
+    if not values or values[-1].lower() in ("null", "none", "false", ""):
+        return arguments
+    if any(a in ("-m", "--multirun") for a in arguments):
+        raise SystemExit("resume= continues one run; it cannot be combined with -m/--multirun")
+    rest = [a for a in arguments if not a.startswith(f"{RESUME_KEY}=")]
+    run_dir = values[-1].strip("'\"")
+    if run_dir.lower() == "true":
+        run_dirs = [a.split("=", 1)[1] for a in rest if a.startswith("hydra.run.dir=")]
+        if not run_dirs:
+            raise SystemExit(
+                "resume=true needs the run: add hydra.run.dir=<run dir>, or use resume=<run dir>"
+            )
+        run_dir = run_dirs[-1].strip("'\"")
+    saved = Path(run_dir) / ".hydra" / "overrides.yaml"
+    if not saved.is_file():
+        raise SystemExit(f"resume={run_dir}: not a run directory (no {saved})")
+    replayed = [o for o in OmegaConf.load(saved) if not str(o).startswith(_NOT_REPLAYED)]
+    rest = [a for a in rest if not a.startswith("hydra.run.dir=")]
+    quoted = _quote(str(Path(run_dir)))
+    return [*replayed, *rest, f"hydra.run.dir={quoted}", f"{RESUME_KEY}={quoted}", "ckpt_path=last"]
+
+
+def finished_run(run_dir: Path) -> dict | None:
+    """The run's ``metrics.json`` record if it completed, else None."""
+    record = run_dir / "metrics.json"
+    if not record.is_file():
+        return None
+    summary = json.loads(record.read_text())
+    return summary if summary.get("status") == "ok" else None
+
+
+def last_global_step(checkpoint_path: Path) -> int | None:
+    """The optimizer step a checkpoint was taken at (read without loading the tensors)."""
+    if not checkpoint_path.is_file():
+        return None
+    import torch
+
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False, mmap=True)
+    return int(checkpoint["global_step"])
+
+
+def _quote(value: str) -> str:
+    """A Hydra override value that keeps ``=`` and ``,`` (common in run-directory names)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -1,0 +1,83 @@
+"""A sweep survives its jobs: a failed job is recorded, the others run, the end reports it.
+
+Hydra's sweepers stop at the first job that raises (and a ``SystemExit`` ends the whole
+multirun), so in a sweep a run's failure is returned as ``None`` instead: a grid goes on, and
+Optuna records the trial as failed. (Not NaN: with optuna 2.10, ``Study.tell`` raises on NaN
+and hydra-optuna-sweeper 1.3's error path then tells the values again, which ends the sweep.)
+:class:`SweepSummary` then summarises every job and makes the sweep exit non-zero when any
+failed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+# What a failed job returns to the sweeper.
+FAILED = None
+METRICS_FILE = "metrics.json"
+
+
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def survives(error: BaseException) -> bool:
+    """Whether a sweep goes on after a job failed with ``error``: always, except Ctrl-C."""
+    return in_multirun() and not isinstance(error, KeyboardInterrupt)
+
+
+def job_records(sweep_dir: Path) -> list[tuple[Path, dict]]:
+    """Each job directory of a sweep with its ``metrics.json`` (a job that died before writing
+    one is reported as failed)."""
+    records = []
+    for job_dir in sorted(p.parent.parent for p in sweep_dir.glob("*/.hydra/config.yaml")):
+        record = job_dir / METRICS_FILE
+        if record.is_file():
+            records.append((job_dir, json.loads(record.read_text())))
+        else:
+            records.append((job_dir, {"status": "failed", "error": f"no {METRICS_FILE}: the job died"}))
+    return records
+
+
+class SweepSummary(Callback):
+    """Hydra callback (conf/hydra/default.yaml): summarises a multirun when it ends."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        records = job_records(sweep_dir)
+        print_job_table(records)
+        try:
+            from imgcls.reports.sweep_summary import write_sweep_summary
+        except ImportError:
+            pass
+        else:
+            # Hydra turns a callback's exception into a warning: a summary that cannot be
+            # written must not also hide the failed jobs (and the exit code) below.
+            try:
+                paths = write_sweep_summary(sweep_dir)
+                print(f"Sweep summary: {paths.get('markdown')}")
+            except Exception as error:
+                print(f"Could not write the sweep summary: {type(error).__name__}: {error}", file=sys.stderr)
+        failures = [(job_dir, record) for job_dir, record in records if record.get("status") != "ok"]
+        if failures:
+            lines = "\n".join(
+                f"  {job_dir}: {record.get('error', record.get('status'))}" for job_dir, record in failures
+            )
+            sys.exit(f"{len(failures)} of {len(records)} sweep jobs failed:\n{lines}")
+
+
+def print_job_table(records: list[tuple[Path, dict]]) -> None:
+    """One line per job: status, the monitored metric's best value, and the error if any."""
+    print(f"\n{'job':<60} {'status':<12} {'best':>10}  error")
+    for job_dir, record in records:
+        value = (record.get("best") or {}).get(record.get("monitor"))
+        best = f"{value:.4f}" if isinstance(value, int | float) else "-"
+        error = (record.get("error") or "").splitlines()[0][:100] if record.get("error") else ""
+        print(f"{job_dir.name[:60]:<60} {record.get('status', '?'):<12} {best:>10}  {error}")

@@ -1,0 +1,181 @@
+"""Exact resume: a run killed at a random point and resumed ends exactly as an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO, TEST_OVERRIDES, run_train_py
+
+from imgcls.training.checkpointing import EXIT_SIGTERM
+from imgcls.training.resume import resume_arguments
+
+# Shuffling, per-sample augmentation, dropout and worker processes: everything that draws
+# random numbers or could change the data order on a resume.
+RUN = (
+    "data=digits",
+    "model=cnn",
+    "model.net.dropout=0.2",
+    "data.augment.crop_padding=1",
+    "data.augment.rotation=10",
+    "data.num_workers=2",
+    "data.batch_size=32",
+    "trainer.max_epochs=3",
+    "trainer.log_every_n_steps=2",
+    "seed=7",
+)
+
+
+def start_train_py(*args: str, log_dir: Path) -> subprocess.Popen:
+    """``train.py`` started in the background; its output goes to ``<log_dir>.log``."""
+    command = [sys.executable, str(REPO / "train.py"), *args, f"paths.log_dir={log_dir}", *TEST_OVERRIDES]
+    output = open(f"{log_dir}.log", "w")  # noqa: SIM115 - the child process keeps it open
+    process = subprocess.Popen(command, cwd=REPO, stdout=output, stderr=subprocess.STDOUT, text=True)
+    process.log = Path(f"{log_dir}.log")
+    return process
+
+
+def only_run_dir(log_dir: Path) -> Path:
+    (run_dir,) = (log_dir / "train" / "runs").iterdir()
+    return run_dir
+
+
+def wait_for(path_glob, process: subprocess.Popen, timeout: float = 300) -> Path:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = sorted(path_glob())
+        if found:
+            return found[0]
+        if process.poll() is not None:
+            raise AssertionError(
+                f"train.py ended ({process.returncode}) too early:\n{process.log.read_text()[-4000:]}"
+            )
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def final_state(run_dir: Path) -> tuple[dict, dict]:
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return checkpoint["state_dict"], metrics
+
+
+def scalar_events(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every TensorBoard scalar of a run, as TensorBoard reads it (purged events left out)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+@pytest.mark.slow
+def test_kill_9_at_a_random_point_then_resume_equals_an_uninterrupted_run(tmp_path):
+    short = (*RUN, "+trainer.limit_train_batches=12")
+    reference = start_train_py(*short, log_dir=tmp_path / "reference")
+    victim = start_train_py(*short, log_dir=tmp_path / "killed")
+    checkpoints = lambda: (tmp_path / "killed").glob("train/runs/*/checkpoints/last.ckpt")  # noqa: E731
+    wait_for(checkpoints, victim)
+    # Somewhere in the second epoch: mid-step, in validation, or while a checkpoint is written.
+    time.sleep(random.uniform(0.0, 2.0))
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert reference.wait(timeout=600) == 0, reference.log.read_text()[-4000:]
+    killed_dir = only_run_dir(tmp_path / "killed")
+    assert not (killed_dir / "metrics.json").exists(), "the run ended before it was killed"
+
+    run_train_py(f"resume={killed_dir}", log_dir=tmp_path / "killed")
+
+    assert only_run_dir(tmp_path / "killed") == killed_dir, "resume must continue in the same directory"
+    weights, metrics = final_state(killed_dir)
+    expected_weights, expected_metrics = final_state(only_run_dir(tmp_path / "reference"))
+    assert weights.keys() == expected_weights.keys()
+    for name, tensor in expected_weights.items():
+        assert torch.equal(weights[name], tensor), name
+    for key in ("best", "test", "best_epoch", "epochs_trained"):
+        assert metrics[key] == expected_metrics[key], key
+    # The same TensorBoard run, with every step once: what the killed process logged after its
+    # last checkpoint is purged and logged again by the resumed one. The one exception is the
+    # learning rate logged at the start of the resumed epoch, at the checkpoint's own step (where
+    # the epoch's val metrics are kept): the resumed process logs it again, with the same value.
+    resumed_scalars = scalar_events(killed_dir)
+    expected_scalars = scalar_events(only_run_dir(tmp_path / "reference"))
+    assert resumed_scalars.keys() == expected_scalars.keys()
+    for tag, points in expected_scalars.items():
+        resumed = resumed_scalars[tag]
+        if tag.startswith(("lr-", "params/")):  # logged again by the resumed process, same value
+            resumed = sorted(set(resumed))
+        assert resumed == points, tag
+
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_exits_143_with_a_checkpoint_and_resume_finishes(tmp_path):
+    run = start_train_py(*RUN, log_dir=tmp_path)
+    checkpoint = wait_for(lambda: tmp_path.glob("train/runs/*/checkpoints/last.ckpt"), run)
+    first_save = checkpoint.stat().st_mtime_ns
+    time.sleep(0.5)
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=300) == EXIT_SIGTERM, run.log.read_text()[-4000:]
+    run_dir = only_run_dir(tmp_path)
+    assert checkpoint.stat().st_mtime_ns > first_save, "SIGTERM must save a checkpoint"
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    batches = saved["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["completed"]
+    assert saved["epoch"] == 1 and batches > 0, "the checkpoint is from the middle of the second epoch"
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "interrupted"
+
+    run_train_py(f"resume={run_dir}", log_dir=tmp_path)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "ok" and metrics["epochs_trained"] == 3
+
+    again = run_train_py(f"resume={run_dir}", log_dir=tmp_path)
+    assert "already finished" in again.stdout
+
+
+def test_resume_replays_the_runs_own_overrides_in_its_directory(tmp_path):
+    run_dir = tmp_path / "2026-01-01_00-00-00-000000-1_model=mlp,trainer.max_epochs=3"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "overrides.yaml").write_text(
+        "- model=mlp\n- trainer.max_epochs=3\n- ckpt_path=old\n"
+    )
+
+    arguments = resume_arguments([f"resume={run_dir}", "trainer.max_epochs=5"])
+
+    quoted = f"'{run_dir}'"
+    assert arguments == [
+        "model=mlp",
+        "trainer.max_epochs=3",
+        "trainer.max_epochs=5",
+        f"hydra.run.dir={quoted}",
+        f"resume={quoted}",
+        "ckpt_path=last",
+    ]
+    assert resume_arguments(["model=mlp"]) == ["model=mlp"]
+    with pytest.raises(SystemExit, match="not a run directory"):
+        resume_arguments([f"resume={tmp_path / 'nothing'}"])
+
+
+def test_same_seed_gives_identical_metrics(tmp_path):
+    from conftest import compose_config
+
+    from imgcls.training.run import train
+
+    overrides = ("model=cnn", "model.net.dropout=0.2", "data.augment.crop_padding=1", "debug=limit", "seed=3")
+    results = []
+    for attempt in range(2):
+        cfg = compose_config(*overrides, output_dir=tmp_path / str(attempt))
+        train(cfg)
+        results.append(json.loads((tmp_path / str(attempt) / "metrics.json").read_text()))
+    assert results[0]["best"] == results[1]["best"]
+    assert results[0]["test"] == results[1]["test"]
+
+
+if os.name != "posix":  # pragma: no cover - signals and fork are POSIX
+    pytest.skip("POSIX only", allow_module_level=True)
