@@ -147,8 +147,10 @@ def plot_val_curves(sweep_dir: str | Path, monitor: str, labels: dict[str, str] 
     """
     curves = {}
     for job in job_dirs(sweep_dir):
-        if (job / CSV_METRICS).is_file():
+        try:
             curves[(labels or {}).get(job.name, job.name)] = epoch_metrics(job / CSV_METRICS)
+        except (OSError, ValueError, pd.errors.EmptyDataError):
+            continue  # no curve to draw: the job failed before its first epoch ended
     metrics = [m for m in dict.fromkeys([monitor, "val/loss"]) if any(m in c for c in curves.values())]
     if not metrics:
         return None
