@@ -42,7 +42,6 @@ import os
 import platform
 import queue
 import statistics
-import sys
 import threading
 import time
 from contextlib import nullcontext
@@ -53,15 +52,14 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+from imgcls.config import register_resolvers
+from imgcls.data.arrays import ImageArrays
+from imgcls.data.augment import BatchAugment
+from imgcls.data.datamodule import DatasetSplits, ImageDataModule
+from imgcls.models.classifier import build_net, has_convolutions
+from imgcls.training.optimization import build_optimizer
 
-from imgcls.config import register_resolvers  # noqa: E402
-from imgcls.data.arrays import ImageArrays  # noqa: E402
-from imgcls.data.augment import BatchAugment  # noqa: E402
-from imgcls.data.datamodule import DatasetSplits, ImageDataModule  # noqa: E402
-from imgcls.models.classifier import build_net, has_convolutions  # noqa: E402
-from imgcls.training.optimization import build_optimizer  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 NUM_CLASSES = 10
 # The clock every variant is timed with: wall time (what a user waits), or this process's

@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 import warnings
@@ -31,11 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+from imgcls.data.arrays import ImageArrays, keep_batch
+from imgcls.data.image_io import load_image
 
-from imgcls.data.arrays import ImageArrays, keep_batch  # noqa: E402
-from imgcls.data.image_io import load_image  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 SIZE = (224, 224)
 SOURCE_SIZE = 512
