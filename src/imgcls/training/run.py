@@ -24,8 +24,8 @@ def train(cfg: DictConfig) -> float | None:
     """Train and test as configured; write ``metrics.json`` to the run directory.
 
     Returns the best value of the monitored metric (what a sweeper optimizes); in a sweep, a
-    failed run returns NaN so that the sweep goes on. SIGTERM and Ctrl-C save a checkpoint and
-    exit with 143 and 130.
+    failed run returns ``FAILED`` (None, which Optuna records as a failed trial) so that the
+    sweep goes on. SIGTERM and Ctrl-C save a checkpoint and exit with 143 and 130.
     """
     check_required(cfg)
     if cfg.get("print_config", True):
