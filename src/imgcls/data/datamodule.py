@@ -165,7 +165,7 @@ class ImageDataModule(L.LightningDataModule):
 
     def _balanced_sampler(self) -> WeightedRandomSampler:
         labels = self._splits.train.labels
-        counts = torch.bincount(labels, minlength=self.num_classes).double()
+        counts = torch.tensor(self.class_counts, dtype=torch.float64)
         return WeightedRandomSampler((1.0 / counts)[labels], num_samples=len(labels), replacement=True)
 
     def _stats(self) -> tuple[list[float], list[float]]:
