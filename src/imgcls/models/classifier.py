@@ -94,7 +94,8 @@ class ImageClassifier(L.LightningModule):
 
         from hydra.utils import get_class
 
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        # Memory-mapped: only the hyper-parameters are read here; Lightning loads the weights.
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
         net = dict(checkpoint["hyper_parameters"]["net"])
         if "load_weights" in inspect.signature(get_class(net["_target_"])).parameters:
             net["load_weights"] = False
