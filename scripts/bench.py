@@ -3,22 +3,26 @@
     make bench                      # the Makefile sets the environment this needs (see below)
     python scripts/bench.py --models cnn --rounds 4 [config overrides, e.g. trainer.precision=bf16-mixed]
 
-Three ways to train the same net on the same CIFAR-shaped data with the same settings:
+Three ways to train the same net on the same CIFAR-shaped data in the same precision:
 
-    (a) handwritten  a minimal PyTorch loop over an in-memory uint8 tensor, batched augmentation
-    (b) imgcls       ``imgcls.training.run.train`` on the composed ``conf/``, with the default
-                     loggers (TensorBoard + CSV), checkpointing, metrics and progress bar
-    (c) students     seed 002's pipeline: per-item PIL images, torchvision transforms
+    (a) handwritten  a minimal PyTorch loop over an in-memory uint8 tensor, batched augmentation,
+                     with imgcls's speed options (memory format, compile) as the config sets them
+    (b) imgcls       ``imgcls.training.run.train`` on the composed ``conf/``, with its defaults:
+                     loggers (TensorBoard + CSV), checkpointing, metrics, progress bar, fused steps
+    (c) students     seed 002's pipeline as written: per-item PIL images, torchvision transforms
                      (RandomCrop(32, padding=4), RandomHorizontalFlip, ToTensor, Normalize)
-                     in a DataLoader
+                     in a DataLoader, the net in torch's default memory format
 
-and, with no model, the input pipelines alone (imgcls's batched uint8 path vs (c)'s).
+So b/a is what the framework costs over the same work done by hand, and b/c what a user
+gains over the notebook they come from. With no model, the input pipelines alone are
+compared too (imgcls's batched uint8 path vs (c)'s).
 
 The variants run interleaved in one process, one training epoch each per round, so a
 neighbour's load hits them all alike; the report is the median (and min/max) images/s
-over the rounds after the warm-up, and the ratios b/a and b/c. (b) runs in a thread
-that a callback pauses between epochs; its time is the training part of each epoch
-(``on_train_epoch_start`` to validation), as it is for (a) and (c).
+over the rounds after the warm-up, and the median of the per-round ratios b/a and b/c.
+Everything runs in the main thread: (b)'s fit drives the rounds, a callback running the
+other variants' epochs at each of its epoch starts. Each time is the training part of an
+epoch (for (b), ``on_train_epoch_start`` to validation).
 
 Timings on shared CPUs need ``OMP_PROC_BIND=close OMP_PLACES=cores`` and large
 ``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_`` set when the process starts
@@ -40,9 +44,7 @@ import argparse
 import json
 import os
 import platform
-import queue
 import statistics
-import threading
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -67,7 +69,8 @@ NUM_CLASSES = 10
 clock = time.perf_counter
 CIFAR_AUGMENT = {"crop_padding": 4, "hflip": True}
 DATA_TARGET = f"{__name__}.CifarShapedDataModule"
-PACER_TARGET = f"{__name__}.pacer"
+ROUNDS_TARGET = f"{__name__}.rounds_callback"
+IMGCLS = "b_imgcls"
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -177,6 +180,14 @@ class Settings:
         optimizer = build_optimizer(self.optimizer_config, net.parameters())
         return (torch.compile(net) if self.compile else net), optimizer
 
+    def as_students_wrote_it(self) -> Settings:
+        """The same model, optimizer and precision in seed 002's default memory format, uncompiled."""
+        import copy
+
+        students = copy.copy(self)
+        students.channels_last, students.compile = False, False
+        return students
+
     def describe(self) -> str:
         return f"precision={self.precision} channels_last={self.channels_last} compile={self.compile}"
 
@@ -258,24 +269,23 @@ class ImgclsData:
         return clock() - start
 
 
-class Pacer(Callback):
-    """Lets the benchmark run a Lightning fit one training epoch at a time, from another thread.
+class Rounds(Callback):
+    """Runs the benchmark's rounds from inside imgcls's fit, in the main thread: a fit run in a
+    second thread measured 5-7% slower here for logistic regression (its own OpenMP team and
+    malloc arena), which would bias b/a.
 
-    The fit waits at each epoch start for its turn; the epoch's training time (up to the
-    validation that ends it) is handed back at the next quiet point: the next epoch start
-    or the end of the fit.
+    Each training epoch of the fit is one round. At its start every other variant trains one
+    epoch; then (b)'s clock runs from there to the epoch's validation (or its end).
     """
 
-    def __init__(self):
-        self.turn = threading.Semaphore(0)
-        self.results: queue.Queue = queue.Queue()
+    def __init__(self, others: dict, timings: Timings):
+        self.others, self.timings = others, timings
         self.started: float | None = None
-        self.seconds: float | None = None
 
     def on_train_epoch_start(self, trainer, pl_module):
-        self._hand_back()
-        self.turn.acquire()
-        self.started, self.seconds = clock(), None
+        for name, variant in self.others.items():
+            self.timings.record(name, variant.epoch())
+        self.started = clock()
 
     def on_validation_epoch_start(self, trainer, pl_module):
         if not trainer.sanity_checking:
@@ -284,64 +294,35 @@ class Pacer(Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         self._stop_clock(pl_module)
 
-    def on_fit_end(self, trainer, pl_module):
-        self._hand_back()
-
     def _stop_clock(self, pl_module):
-        if self.started is not None and self.seconds is None:
+        if self.started is not None:
             _synchronize(pl_module.device)
-            self.seconds = clock() - self.started
-
-    def _hand_back(self):
-        self.results.put(self.seconds)  # None the first time: "ready"
-        self.seconds = None
+            self.timings.record(IMGCLS, clock() - self.started)
+            self.started = None
 
 
-_PACERS: dict[str, Pacer] = {}
+_ROUNDS: dict[str, Rounds] = {}
 
 
-def pacer(name: str) -> Pacer:
-    """Hydra target: the config's ``callbacks.pacer`` gets the benchmark's Pacer by name."""
-    return _PACERS[name]
+def rounds_callback(name: str) -> Rounds:
+    """Hydra target: the config's ``callbacks.bench_rounds`` gets the benchmark's callback by name."""
+    return _ROUNDS[name]
 
 
-class Imgcls:
-    """(b) ``imgcls.training.run.train(cfg)`` in a thread, paced one epoch at a time."""
+def run_imgcls_rounds(name: str, cfg, others: dict, timings: Timings) -> None:
+    """(b) ``imgcls.training.run.train(cfg)``, its fit driving the rounds of ``others``."""
+    from omegaconf import open_dict
 
-    def __init__(self, name: str, cfg):
-        from omegaconf import open_dict
+    from imgcls.training.run import train
 
-        self.pacer = _PACERS[name] = Pacer()
-        with open_dict(cfg):
-            cfg.callbacks.pacer = {"_target_": PACER_TARGET, "name": name}
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(cfg,), daemon=True)
-        self.thread.start()
-        self._result()  # wait until the fit is set up and about to start its first epoch
-
-    def _run(self, cfg):
-        from imgcls.training.run import train
-
-        try:
-            train(cfg)
-        except BaseException as error:  # noqa: BLE001 - handed to the main thread
-            self.error = error
-            self.pacer.results.put(None)
-
-    def _result(self) -> float | None:
-        seconds = self.pacer.results.get()
-        if self.error is not None:
-            raise RuntimeError("the imgcls run failed") from self.error
-        return seconds
-
-    def epoch(self) -> float:
-        self.pacer.turn.release()
-        return self._result()
-
-    def finish(self) -> None:
-        self.thread.join()
-        if self.error is not None:
-            raise RuntimeError("the imgcls run failed") from self.error
+    _ROUNDS[name] = Rounds(others, timings)
+    with open_dict(cfg):
+        cfg.callbacks.bench_rounds = {"_target_": ROUNDS_TARGET, "name": name}
+    train(cfg)
+    if timings.rounds_done < timings.total_rounds:
+        raise RuntimeError(
+            f"the imgcls run stopped after {timings.rounds_done} of {timings.total_rounds} rounds"
+        )
 
 
 def _synchronize(device: torch.device) -> None:
@@ -383,19 +364,39 @@ def compose(model: str, args, out_dir: Path, overrides: list[str]):
         )
 
 
+class Timings:
+    """images/s of each variant per round, the warm-up rounds left out; prints each round."""
+
+    def __init__(self, names: list[str], warmup: int, rounds: int, images_per_epoch: int):
+        self.names, self.warmup, self.total_rounds = names, warmup, warmup + rounds
+        self.images_per_epoch = images_per_epoch
+        self.speeds: dict[str, list[float]] = {name: [] for name in names}
+        self.current: dict[str, float] = {}
+        self.rounds_done = 0
+
+    def record(self, name: str, seconds: float) -> None:
+        self.current[name] = self.images_per_epoch / seconds
+        if len(self.current) < len(self.names):
+            return
+        if self.rounds_done >= self.warmup:
+            for variant, speed in self.current.items():
+                self.speeds[variant].append(speed)
+        self.rounds_done += 1
+        row = "  ".join(f"{n}={self.current[n]:,.0f}/s" for n in self.names)
+        print(f"  round {self.rounds_done}/{self.total_rounds}: {row}", flush=True)
+        self.current = {}
+
+    def results(self) -> dict:
+        return {name: summary(values) for name, values in self.speeds.items()}
+
+
 def interleave(variants: dict, warmup: int, rounds: int, images_per_epoch: int) -> dict:
     """Run one epoch of each variant per round; images/s of the rounds after the warm-up."""
-    speeds: dict[str, list[float]] = {name: [] for name in variants}
-    for round_ in range(warmup + rounds):
+    timings = Timings(list(variants), warmup, rounds, images_per_epoch)
+    for _ in range(warmup + rounds):
         for name, variant in variants.items():
-            seconds = variant.epoch()
-            if round_ >= warmup:
-                speeds[name].append(images_per_epoch / seconds)
-        print(f"  round {round_ + 1}/{warmup + rounds}: " + _row({n: s[-1:] for n, s in speeds.items()}))
-    for variant in variants.values():
-        if hasattr(variant, "finish"):
-            variant.finish()
-    return {name: summary(values) for name, values in speeds.items()}
+            timings.record(name, variant.epoch())
+    return timings.results()
 
 
 def summary(values: list[float]) -> dict:
@@ -420,17 +421,20 @@ def bench_training(model: str, args, out_dir: Path, device: torch.device) -> dic
     datamodule.setup("fit")
     train = datamodule.splits.train
     mean, std = datamodule.mean, datamodule.std
-    variants = {
+    others = {
         "a_handwritten": HandWritten(settings, train.images, train.labels, mean, std),
-        "b_imgcls": Imgcls(model, cfg),
-        "c_students": Students(settings, train.images, train.labels, mean, std, args.workers),
+        "c_students": Students(
+            settings.as_students_wrote_it(), train.images, train.labels, mean, std, args.workers
+        ),
     }
-    results = interleave(variants, args.warmup, args.rounds, args.train_size)
+    timings = Timings(["a_handwritten", IMGCLS, "c_students"], args.warmup, args.rounds, args.train_size)
+    run_imgcls_rounds(model, cfg, others, timings)
+    results = timings.results()
     return {
         "settings": settings.describe(),
         "images_per_s": results,
-        "b/a": ratio(results, "b_imgcls", "a_handwritten"),
-        "b/c": ratio(results, "b_imgcls", "c_students"),
+        "b/a": ratio(results, IMGCLS, "a_handwritten"),
+        "b/c": ratio(results, IMGCLS, "c_students"),
     }
 
 
@@ -443,13 +447,13 @@ def bench_data(args, device: torch.device) -> dict:
     train = datamodule.splits.train
     settings = argparse.Namespace(batch_size=args.batch_size, device=device)
     variants = {
-        "b_imgcls": ImgclsData(datamodule, device),
+        IMGCLS: ImgclsData(datamodule, device),
         "c_students": Students(
             settings, train.images, train.labels, datamodule.mean, datamodule.std, args.workers, train=False
         ),
     }
     results = interleave(variants, args.warmup, args.rounds, args.train_size)
-    return {"images_per_s": results, "b/c": ratio(results, "b_imgcls", "c_students")}
+    return {"images_per_s": results, "b/c": ratio(results, IMGCLS, "c_students")}
 
 
 def bench_options(model: str, args, out_dir: Path, device: torch.device) -> dict:
@@ -503,7 +507,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--val-size", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=128, help="seed 002's batch size")
     parser.add_argument("--warmup", type=int, default=1, help="rounds not counted")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds counted")
+    parser.add_argument("--rounds", type=int, default=10, help="rounds counted (the machines here are noisy)")
     parser.add_argument(
         "--workers", type=int, default=0, help="(c)'s DataLoader workers: 0 is its fastest on 2 cores"
     )

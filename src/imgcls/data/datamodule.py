@@ -56,6 +56,8 @@ class ImageDataModule(L.LightningDataModule):
         # Ordered classes (e.g. disease grades): the model also reports quadratic weighted kappa.
         self.ordinal = bool(ordinal)
         self.batch_size = int(batch_size)
+        # Training batches handed over at once (training/fused_steps.py); the model splits them.
+        self.fused_steps = 1
         self.eval_batch_size = int(eval_batch_size or batch_size)
         self.num_workers = int(num_workers)
         self.augment = BatchAugment(**dict(augment or {}))
@@ -76,9 +78,10 @@ class ImageDataModule(L.LightningDataModule):
             self._check_labels()
 
     def train_dataloader(self) -> DataLoader:
+        batch_size = self.batch_size * self.fused_steps
         if self.sampler == "weighted":
-            return self._loader(self._splits.train, self.batch_size, sampler=self._balanced_sampler())
-        loader = self._loader(self._splits.train, self.batch_size, shuffle=True)
+            return self._loader(self._splits.train, batch_size, sampler=self._balanced_sampler())
+        loader = self._loader(self._splits.train, batch_size, shuffle=True)
         # A resumed run's first iterator (and its workers' prefetch) is made before Lightning
         # sets the epoch on the sampler: set it here to the epoch the fit loop runs next (or is
         # in the middle of), so a resumed epoch replays its own order.

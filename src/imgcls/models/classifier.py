@@ -12,6 +12,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from imgcls.metrics import EpochMetrics, classification_metrics
+from imgcls.training.fused_steps import count_steps, optimizer_steps, step_schedulers
 from imgcls.training.optimization import build_optimizer, build_scheduler
 
 
@@ -84,6 +85,7 @@ class ImageClassifier(L.LightningModule):
         self.channels_last = has_convolutions(self.net) if channels_last == "auto" else bool(channels_last)
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+        self.fused_steps, self.step_batch_size = 1, None
 
     @classmethod
     def from_checkpoint(cls, path, map_location="cpu") -> ImageClassifier:
@@ -113,22 +115,81 @@ class ImageClassifier(L.LightningModule):
         return self.net(images)
 
     # --- steps -------------------------------------------------------------------------
+    def fuse_steps(self, steps: int, batch_size: int) -> None:
+        """Take ``steps`` optimizer steps on ``batch_size`` samples each per Lightning step; the
+        train loader then hands over ``steps`` batches at once (see training/fused_steps.py)."""
+        self.fused_steps, self.step_batch_size = int(steps), int(batch_size)
+        self.automatic_optimization = self.fused_steps == 1
+
     def training_step(self, batch, batch_idx):
         images, labels = batch
+        if not self.automatic_optimization:
+            return self._fused_training_steps(images, labels)
         logits = self(images)
         loss = self.criterion(logits, labels)
-        # Logging and metric updates every step cost as much as a small model's step, and
-        # turning a loss into a number waits for the device. So the steps only keep tensors;
-        # the loss is logged when the loggers write (every trainer.log_every_n_steps steps),
-        # and the epoch end logs its mean and the metrics.
-        self.train_metrics.update(logits.detach(), labels)
-        self._train_loss_sums.append(loss.detach() * len(labels))
-        self._train_samples += len(labels)
+        self._keep_for_epoch_end(logits.detach(), labels, loss.detach() * len(labels))
         if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
             self.log("train/loss_step", loss, prog_bar=True)
         return loss
 
+    def _fused_training_steps(self, images, labels):
+        """``fused_steps`` optimizer steps, one per ``step_batch_size`` slice of the batch."""
+        optimizer = self.optimizers().optimizer  # the torch optimizer: see training/fused_steps.py
+        logits_seen, losses = [], []
+        # Lightning checks max_steps (and fast_dev_run's one step) between its own steps only.
+        max_steps = self.trainer.max_steps
+        for step_images, step_labels in zip(
+            images.split(self.step_batch_size), labels.split(self.step_batch_size), strict=True
+        ):
+            if 0 <= max_steps <= self.global_step + len(losses):
+                break
+            logits = self(step_images)
+            loss = self.criterion(logits, step_labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step_schedulers(self.trainer, "step", plateau=False)
+            logits_seen.append(logits.detach())
+            losses.append(loss.detach())
+        count_steps(self.trainer, len(losses))
+        losses = torch.stack(losses)
+        sizes = torch.tensor([len(step) for step in logits_seen], dtype=losses.dtype, device=losses.device)
+        logits = torch.cat(logits_seen)
+        self._keep_for_epoch_end(logits, labels[: len(logits)], (losses * sizes).sum())
+        self._log_fused_step_losses(losses)
+        return losses.mean()
+
+    def _log_fused_step_losses(self, losses: torch.Tensor) -> None:
+        """The loss of every step a plain run logs (each log_every_n_steps-th), at that step:
+        Lightning would only write it when a group of fused steps ends on such a step."""
+        every = self.trainer.log_every_n_steps
+        first = self.global_step - len(losses)
+        logged = [i for i in range(len(losses)) if every and (first + i + 1) % every == 0]
+        for i in logged:
+            value = float(losses[i])
+            for logger in self.loggers:
+                logger.log_metrics({"train/loss_step": value}, step=first + i)
+        if logged:
+            self.log("train/loss_step", losses[logged[-1]], prog_bar=True, logger=False)
+
+    def _keep_for_epoch_end(self, logits, labels, loss_sum) -> None:
+        # Logging and metric updates every step cost as much as a small model's step, and
+        # turning a loss into a number waits for the device. So the steps only keep tensors;
+        # the loss is logged when the loggers write (every trainer.log_every_n_steps steps),
+        # and the epoch end logs its mean and the metrics.
+        self.train_metrics.update(logits, labels)
+        self._train_loss_sums.append(loss_sum)
+        self._train_samples += len(labels)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        # Fused steps run under manual optimization, where the schedules are ours to step.
+        if not self.automatic_optimization and batch_idx + 1 == self.trainer.num_training_batches:
+            step_schedulers(self.trainer, "epoch", plateau=False)
+
     def on_train_epoch_end(self):
+        if not self.automatic_optimization:
+            # After validation, as Lightning does.
+            step_schedulers(self.trainer, "epoch", plateau=True, monitor=self.hparams.monitor)
         if self._train_samples:
             mean = torch.stack(self._train_loss_sums).sum() / self._train_samples
             self.log("train/loss_epoch", mean, prog_bar=True, sync_dist=True)
@@ -188,8 +249,13 @@ class ImageClassifier(L.LightningModule):
         optimizer = build_optimizer(self.hparams.optimizer, groups)
         schedule = self.hparams.scheduler
         interval = (schedule or {}).get("interval", "epoch")
-        length = self.trainer.max_epochs if interval == "epoch" else self.trainer.estimated_stepping_batches
+        if interval == "epoch":
+            length = self.trainer.max_epochs
+        else:
+            length = optimizer_steps(self.trainer, self.fused_steps, self.step_batch_size)
         scheduler = build_scheduler(schedule, optimizer, int(length), monitor=self.hparams.monitor)
+        if scheduler and not self.automatic_optimization:
+            scheduler.pop("monitor", None)  # fused steps step the schedules themselves
         return {"optimizer": optimizer, "lr_scheduler": scheduler} if scheduler else optimizer
 
     def configure_callbacks(self):

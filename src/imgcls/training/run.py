@@ -65,9 +65,12 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, interrupt: Sav
 
     from imgcls.models.classifier import ImageClassifier
     from imgcls.reports.tensorboard import log_final_hparams
+    from imgcls.training.cuda_probe import use_cached_probe_without_driver
+    from imgcls.training.fused_steps import resolve_fused_steps
     from imgcls.training.history import MetricsHistory
     from imgcls.training.rng import RngState
 
+    use_cached_probe_without_driver()
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
@@ -101,6 +104,9 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, interrupt: Sav
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     _refuse_ddp_in_local_sweep(trainer)
+    fused_steps = resolve_fused_steps(cfg.get("fused_steps", 1), trainer)
+    datamodule.fused_steps = fused_steps
+    model.fuse_steps(fused_steps, datamodule.batch_size)
 
     if cfg.train:
         trainer.fit(fitted, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))

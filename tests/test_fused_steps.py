@@ -1,0 +1,100 @@
+"""Fused steps (several optimizer steps per Lightning step) change nothing but speed: the
+same batches and optimizer steps give the same numbers, step count, schedules and logged
+x-axis as one Lightning step per batch; and they are refused where Lightning must step."""
+
+import json
+from pathlib import Path
+
+import lightning as L
+import pandas as pd
+import pytest
+import torch
+from conftest import compose_config
+
+from imgcls.config import ConfigError
+from imgcls.training.fused_steps import AUTO_FUSED_STEPS, resolve_fused_steps
+from imgcls.training.run import train
+
+
+def _run(run_dir: Path, *overrides) -> tuple[dict, pd.DataFrame, dict]:
+    # Digits has no augmentation, so both runs draw the same batches and dropout masks.
+    cfg = compose_config(
+        "model=cnn",
+        "trainer.max_epochs=3",
+        "optimizer.lr=3e-3",
+        "logger=csv",
+        "trainer.log_every_n_steps=5",
+        *overrides,
+        output_dir=run_dir,
+    )
+    train(cfg)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    checkpoint = torch.load(metrics["last_checkpoint"], map_location="cpu", weights_only=False)
+    return metrics, pd.read_csv(run_dir / "csv" / "metrics.csv"), checkpoint
+
+
+def rows(log: pd.DataFrame, column: str) -> pd.Series:
+    """A logged column by its x-axis step."""
+    return log.dropna(subset=[column]).set_index("step")[column]
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "plateau"])  # per step; per epoch on a metric
+def test_fused_steps_train_to_the_same_numbers(tmp_path, schedule):
+    extra = [f"scheduler={schedule}"]
+    if schedule == "plateau":  # made to cut the rate after every epoch in which val/acc rises
+        extra += ["scheduler.factory.patience=0", "scheduler.factory.mode=min"]
+    plain, plain_log, plain_ckpt = _run(tmp_path / "plain", "fused_steps=1", *extra)
+    fused, fused_log, fused_ckpt = _run(tmp_path / "fused", "fused_steps=4", *extra)
+
+    assert plain["test"]["test/acc"] > 0.6  # it learned (10 classes), so the comparison means something
+    for split in ("best", "test"):
+        for key, value in plain[split].items():
+            assert fused[split][key] == pytest.approx(value, abs=1e-5), (split, key)
+    # Same optimizer steps, so the same step count and weights.
+    assert fused_ckpt["global_step"] == plain_ckpt["global_step"] == 3 * 19  # 1,168 images, batch 64
+    for key, state in plain_ckpt["state_dict"].items():
+        assert torch.allclose(fused_ckpt["state_dict"][key].float(), state.float(), atol=1e-5), key
+
+    # The learning rate each epoch trained with. (Lightning steps a plateau schedule after the
+    # epoch's checkpoint is saved, fused steps before it: so a resumed run keeps the cut.)
+    pd.testing.assert_series_equal(rows(fused_log, "lr-Adam"), rows(plain_log, "lr-Adam"))
+    if schedule == "plateau":
+        assert rows(plain_log, "lr-Adam").tolist() == pytest.approx([3e-3, 3e-3, 3e-4])  # cut once
+
+    # The loggers' x-axis is optimizer steps in both: epoch-end rows and step losses (every
+    # log_every_n_steps-th) at the same steps, with the same values.
+    pd.testing.assert_index_equal(rows(fused_log, "val/acc").index, rows(plain_log, "val/acc").index)
+    fused_losses, plain_losses = rows(fused_log, "train/loss_step"), rows(plain_log, "train/loss_step")
+    assert len(plain_losses) == 57 // 5
+    pd.testing.assert_series_equal(fused_losses, plain_losses, atol=1e-5)
+
+
+def _trainer(**kwargs) -> L.Trainer:
+    return L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, **kwargs)
+
+
+def test_auto_fuses_steps_unless_lightning_must_step_itself():
+    assert resolve_fused_steps("auto", _trainer()) == AUTO_FUSED_STEPS
+    assert resolve_fused_steps(3, _trainer()) == 3
+    for kwargs, key in [
+        ({"accumulate_grad_batches": 2}, "accumulate_grad_batches"),
+        ({"gradient_clip_val": 1.0}, "gradient_clip_val"),
+        ({"strategy": "ddp", "devices": 2}, "devices"),
+    ]:
+        trainer = _trainer(**kwargs)
+        assert resolve_fused_steps("auto", trainer) == 1, kwargs
+        assert resolve_fused_steps(1, trainer) == 1
+        with pytest.raises(ConfigError, match=key):
+            resolve_fused_steps(4, trainer)
+    with pytest.raises(ConfigError, match="fused_steps"):
+        resolve_fused_steps(0, _trainer())
+
+
+def test_fused_steps_stop_at_max_steps(tmp_path):
+    cfg = compose_config(
+        "model=logreg", "+trainer.max_steps=6", "fused_steps=4", "test=false", output_dir=tmp_path
+    )
+    train(cfg)
+    last = json.loads((tmp_path / "metrics.json").read_text())["last_checkpoint"]
+    # Not 8: the group stops at max_steps, as Lightning's own steps do.
+    assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == 6
