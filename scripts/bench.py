@@ -60,6 +60,7 @@ from imgcls.data.augment import BatchAugment
 from imgcls.data.datamodule import DatasetSplits, ImageDataModule
 from imgcls.models.classifier import build_net, has_convolutions
 from imgcls.training.optimization import build_optimizer
+from imgcls.training.precision import resolve_precision
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -164,7 +165,7 @@ class Settings:
             has_convolutions(self._net()) if setting == "auto" else bool(setting)
         )  # as ImageClassifier resolves it
         self.compile = bool(cfg.get("compile", False))
-        self.precision = str(cfg.trainer.precision)
+        self.precision = resolve_precision(cfg)
 
     def autocast(self):
         dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(self.precision)

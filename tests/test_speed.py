@@ -134,3 +134,21 @@ def test_compile_trains_to_the_same_numbers(tmp_path):
     plain, _ = _run(tmp_path / "plain", "compile=false")
     compiled, _ = _run(tmp_path / "compiled", "compile=true")
     _assert_close(plain, compiled, loss_tol=2e-3, acc_tol=0.011)
+
+
+def test_precision_auto_is_bf16_on_gpus_with_bf16_only(monkeypatch):
+    from imgcls.training.precision import resolve_precision
+
+    def resolved(*overrides):
+        cfg = compose_config(*overrides)
+        return resolve_precision(cfg), cfg.trainer.precision
+
+    assert resolved() == ("32-true", "32-true")  # this machine has no GPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert resolved()[0] == "bf16-mixed"
+    assert resolved("trainer=gpu")[0] == "bf16-mixed"
+    assert resolved("trainer=cpu")[0] == "32-true"  # a GPU machine told to train on its CPU
+    assert resolved("trainer.precision=16-mixed")[0] == "16-mixed"  # a choice is kept
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    assert resolved()[0] == "32-true"  # pre-Ampere GPUs would emulate bf16

@@ -68,6 +68,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, interrupt: Sav
     from imgcls.training.cuda_probe import use_cached_probe_without_driver
     from imgcls.training.fused_steps import resolve_fused_steps
     from imgcls.training.history import MetricsHistory
+    from imgcls.training.precision import resolve_precision
     from imgcls.training.rng import RngState
 
     use_cached_probe_without_driver()
@@ -102,6 +103,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, interrupt: Sav
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    resolve_precision(cfg)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     _refuse_ddp_in_local_sweep(trainer)
     fused_steps = resolve_fused_steps(cfg.get("fused_steps", 1), trainer)
