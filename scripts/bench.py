@@ -414,19 +414,31 @@ def _row(values: dict) -> str:
     return "  ".join(f"{name}={v[0]:,.0f}/s" for name, v in values.items() if v)
 
 
+def epoch_size(settings: Settings, args) -> int:
+    """Images per epoch so that (a) trains for about ``--epoch-seconds`` (``--train-size`` at
+    least): a fast model's short epochs would be swamped by the machine's hiccups."""
+    images, labels = cifar_shaped(args.train_size, seed=1)
+    loop = HandWritten(settings, images, labels, [0.5] * 3, [0.25] * 3)
+    loop.epoch()  # warm-up
+    speed = args.train_size / loop.epoch()
+    wanted = int(speed * args.epoch_seconds) // settings.batch_size * settings.batch_size
+    return max(args.train_size, wanted)
+
+
 def bench_training(model: str, args, out_dir: Path, device: torch.device) -> dict:
+    settings = Settings(compose(model, args, out_dir, args.override), device)
+    args = argparse.Namespace(**{**vars(args), "train_size": epoch_size(settings, args)})
     cfg = compose(model, args, out_dir, args.override)
-    settings = Settings(cfg, device)
     print(f"\n== {model}: {settings.describe()}, batch {settings.batch_size}, {args.train_size} images/epoch")
     datamodule = CifarShapedDataModule(args.train_size, args.val_size)
     datamodule.setup("fit")
     train = datamodule.splits.train
     mean, std = datamodule.mean, datamodule.std
     others = {
-        "a_handwritten": HandWritten(settings, train.images, train.labels, mean, std),
         "c_students": Students(
             settings.as_students_wrote_it(), train.images, train.labels, mean, std, args.workers
         ),
+        "a_handwritten": HandWritten(settings, train.images, train.labels, mean, std),
     }
     timings = Timings(["a_handwritten", IMGCLS, "c_students"], args.warmup, args.rounds, args.train_size)
     run_imgcls_rounds(model, cfg, others, timings)
@@ -504,7 +516,10 @@ def main(argv: list[str] | None = None) -> dict:
         "--options", nargs="*", default=["cnn"], help="models whose speed options to compare on (a)"
     )
     parser.add_argument("--compile", action="store_true", help="add torch.compile to the speed options")
-    parser.add_argument("--train-size", type=int, default=5120)
+    parser.add_argument("--train-size", type=int, default=5120, help="images per epoch, at least")
+    parser.add_argument(
+        "--epoch-seconds", type=float, default=0.6, help="training epochs this long for (a), at least"
+    )
     parser.add_argument("--val-size", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=128, help="seed 002's batch size")
     parser.add_argument("--warmup", type=int, default=1, help="rounds not counted")

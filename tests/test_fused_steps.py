@@ -12,7 +12,7 @@ import torch
 from conftest import compose_config
 
 from imgcls.config import ConfigError
-from imgcls.training.fused_steps import AUTO_FUSED_STEPS, resolve_fused_steps
+from imgcls.training.fused_steps import AUTO_MAX_FUSED_STEPS, resolve_fused_steps
 from imgcls.training.run import train
 
 
@@ -74,7 +74,10 @@ def _trainer(**kwargs) -> L.Trainer:
 
 
 def test_auto_fuses_steps_unless_lightning_must_step_itself():
-    assert resolve_fused_steps("auto", _trainer()) == AUTO_FUSED_STEPS
+    cifar_batch, retina_batch = 128 * 3 * 32 * 32, 32 * 3 * 512 * 512
+    assert resolve_fused_steps("auto", _trainer(), cifar_batch) == AUTO_MAX_FUSED_STEPS
+    assert resolve_fused_steps("auto", _trainer(), 64 * 3 * 224 * 224) == 3  # 29 MiB a group
+    assert resolve_fused_steps("auto", _trainer(), retina_batch) == 1  # long steps: nothing to gain
     assert resolve_fused_steps(3, _trainer()) == 3
     for kwargs, key in [
         ({"accumulate_grad_batches": 2}, "accumulate_grad_batches"),
@@ -82,7 +85,7 @@ def test_auto_fuses_steps_unless_lightning_must_step_itself():
         ({"strategy": "ddp", "devices": 2}, "devices"),
     ]:
         trainer = _trainer(**kwargs)
-        assert resolve_fused_steps("auto", trainer) == 1, kwargs
+        assert resolve_fused_steps("auto", trainer, cifar_batch) == 1, kwargs
         assert resolve_fused_steps(1, trainer) == 1
         with pytest.raises(ConfigError, match=key):
             resolve_fused_steps(4, trainer)

@@ -21,14 +21,20 @@ import math
 
 from imgcls.config import ConfigError
 
-AUTO_FUSED_STEPS = 8
+# auto: up to this many steps, while a group's images (uint8, as loaded) stay within
+# AUTO_GROUP_BYTES. Small images have short steps, where the bookkeeping counts; large
+# images have long steps, and a group of them would only hold memory (4x as floats).
+AUTO_MAX_FUSED_STEPS = 16
+AUTO_GROUP_BYTES = 32 * 2**20
 
 
-def resolve_fused_steps(setting, trainer) -> int:
-    """``fused_steps`` (``auto`` or a count) for this trainer."""
+def resolve_fused_steps(setting, trainer, batch_bytes: int = 0) -> int:
+    """``fused_steps`` (``auto`` or a count) for this trainer and a batch of ``batch_bytes``."""
     blockers = _blockers(trainer)
     if setting == "auto":
-        return 1 if blockers else AUTO_FUSED_STEPS
+        if blockers:
+            return 1
+        return max(1, min(AUTO_MAX_FUSED_STEPS, AUTO_GROUP_BYTES // max(1, batch_bytes)))
     try:
         steps = int(setting)
     except (TypeError, ValueError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 import traceback
@@ -106,7 +107,8 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, interrupt: Sav
     resolve_precision(cfg)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     _refuse_ddp_in_local_sweep(trainer)
-    fused_steps = resolve_fused_steps(cfg.get("fused_steps", 1), trainer)
+    batch_bytes = datamodule.batch_size * math.prod(datamodule.input_shape)  # uint8 images
+    fused_steps = resolve_fused_steps(cfg.get("fused_steps", 1), trainer, batch_bytes)
     datamodule.fused_steps = fused_steps
     model.fuse_steps(fused_steps, datamodule.batch_size)
 
