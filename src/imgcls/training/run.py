@@ -177,7 +177,9 @@ def _logger(config: DictConfig, cfg: DictConfig, callbacks: list):
             Path(c.dirpath) / "last.ckpt" for c in callbacks if isinstance(c, ModelCheckpoint) and c.dirpath
         ]
         step = last_global_step(last[0]) if last else None
-        extra = {"purge_step": step + 1} if step is not None else {}
+        # Steps before the checkpoint's global step log at x < step (an epoch's end at step - 1);
+        # everything from x = step on was logged after it, and the resumed run logs it again.
+        extra = {"purge_step": step} if step is not None else {}
     return instantiate(config, **extra)
 
 
