@@ -410,10 +410,6 @@ def ratio(results: dict, top: str, bottom: str) -> dict:
     return {"median": statistics.median(pairs), "min": min(pairs), "max": max(pairs)}
 
 
-def _row(values: dict) -> str:
-    return "  ".join(f"{name}={v[0]:,.0f}/s" for name, v in values.items() if v)
-
-
 def epoch_size(settings: Settings, args) -> int:
     """Images per epoch so that (a) trains for about ``--epoch-seconds`` (``--train-size`` at
     least): a fast model's short epochs would be swamped by the machine's hiccups."""

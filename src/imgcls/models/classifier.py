@@ -128,7 +128,7 @@ class ImageClassifier(L.LightningModule):
         logits = self(images)
         loss = self.criterion(logits, labels)
         self._keep_for_epoch_end(logits.detach(), labels, loss.detach() * len(labels))
-        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+        if self._logs_step_loss(self.global_step):
             self.log("train/loss_step", loss, prog_bar=True)
         return loss
 
@@ -162,15 +162,19 @@ class ImageClassifier(L.LightningModule):
     def _log_fused_step_losses(self, losses: torch.Tensor) -> None:
         """The loss of every step a plain run logs (each log_every_n_steps-th), at that step:
         Lightning would only write it when a group of fused steps ends on such a step."""
-        every = self.trainer.log_every_n_steps
         first = self.global_step - len(losses)
-        logged = [i for i in range(len(losses)) if every and (first + i + 1) % every == 0]
+        logged = [i for i in range(len(losses)) if self._logs_step_loss(first + i)]
         for i in logged:
             value = float(losses[i])
             for logger in self.loggers:
                 logger.log_metrics({"train/loss_step": value}, step=first + i)
         if logged:
             self.log("train/loss_step", losses[logged[-1]], prog_bar=True, logger=False)
+
+    def _logs_step_loss(self, step: int) -> bool:
+        """Whether optimizer step ``step`` (0-based) logs its loss: every log_every_n_steps-th."""
+        every = self.trainer.log_every_n_steps
+        return bool(every) and (step + 1) % every == 0
 
     def _keep_for_epoch_end(self, logits, labels, loss_sum) -> None:
         # Logging and metric updates every step cost as much as a small model's step, and

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+
 from imgcls.config import ConfigError
 
 # auto: up to this many steps, while a group's images (uint8, as loaded) stay within
@@ -94,8 +96,6 @@ def count_steps(trainer, steps: int) -> None:
 def step_schedulers(trainer, interval: str, plateau: bool, monitor: str | None = None) -> None:
     """What Lightning's automatic optimization does with the schedules at each ``interval``;
     a plateau schedule steps on the ``monitor`` metric."""
-    from torch.optim.lr_scheduler import ReduceLROnPlateau
-
     for config in trainer.lr_scheduler_configs:
         if config.interval != interval or isinstance(config.scheduler, ReduceLROnPlateau) != plateau:
             continue
