@@ -29,6 +29,7 @@ def cifar_root(tmp_path_factory):
 
 def load(data_dir, **kwargs) -> Cifar10DataModule:
     datamodule = Cifar10DataModule(data_dir=str(data_dir), **{"val_size": 100, **kwargs})
+    datamodule.prepare_data()  # downloads, as Lightning calls it before setup
     datamodule.setup("fit")
     return datamodule
 

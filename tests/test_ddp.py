@@ -20,7 +20,7 @@ def test_ddp_on_two_processes_reports_the_test_metrics_of_a_single_process(tmp_p
         "trainer.devices=2",
         "model=cnn",
         "trainer.max_epochs=2",
-        "+trainer.limit_train_batches=6",
+        "trainer.limit_train_batches=6",
         "logger=csv",
         log_dir=tmp_path,
     )

@@ -122,9 +122,9 @@ def test_streaming_mode_gives_the_same_uint8_batches(class_tree, tmp_path):
     streamed = folder_data(class_tree, tmp_path, cache=False, num_workers=1)
     for loader in ("val_dataloader", "train_dataloader"):
         torch.manual_seed(0)
-        a = torch.cat([images for images, _ in getattr(cached, loader)()])
+        a = torch.cat([batch[0] for batch in getattr(cached, loader)()])
         torch.manual_seed(0)
-        b = torch.cat([images for images, _ in getattr(streamed, loader)()])
+        b = torch.cat([batch[0] for batch in getattr(streamed, loader)()])
         assert b.dtype == torch.uint8 and torch.equal(a, b)
     assert streamed.input_shape == cached.input_shape
     np.testing.assert_allclose(streamed.mean, cached.mean)

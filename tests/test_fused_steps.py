@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import compose_config
+from lightning.pytorch.callbacks import Callback
 
 from imgcls.config import ConfigError
 from imgcls.training.fused_steps import AUTO_MAX_FUSED_STEPS, resolve_fused_steps
@@ -70,32 +71,105 @@ def test_fused_steps_train_to_the_same_numbers(tmp_path, schedule):
 
 
 def _trainer(**kwargs) -> L.Trainer:
-    return L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, **kwargs)
+    kwargs.setdefault("enable_checkpointing", False)
+    return L.Trainer(accelerator="cpu", logger=False, **kwargs)
 
 
-def test_auto_fuses_steps_unless_lightning_must_step_itself():
+class _PerBatch(Callback):
+    def on_train_batch_end(self, *args):
+        pass
+
+
+def test_auto_groups_steps_unless_a_setting_counts_batches():
+    from lightning.pytorch.callbacks import EMAWeightAveraging, LearningRateMonitor, ModelCheckpoint
+
     cifar_batch, retina_batch = 128 * 3 * 32 * 32, 32 * 3 * 512 * 512
     assert resolve_fused_steps("auto", _trainer(), cifar_batch) == AUTO_MAX_FUSED_STEPS
     assert resolve_fused_steps("auto", _trainer(), 64 * 3 * 224 * 224) == 3  # 29 MiB a group
     assert resolve_fused_steps("auto", _trainer(), retina_batch) == 1  # long steps: nothing to gain
     assert resolve_fused_steps(3, _trainer()) == 3
-    for kwargs, key in [
-        ({"accumulate_grad_batches": 2}, "accumulate_grad_batches"),
-        ({"gradient_clip_val": 1.0}, "gradient_clip_val"),
-        ({"strategy": "ddp", "devices": 2}, "devices"),
+    # Clipping, 16-bit precision and fractions of an epoch keep their meaning when grouped.
+    for kwargs in ({"gradient_clip_val": 1.0}, {"limit_train_batches": 0.5}, {"val_check_interval": 0.5}):
+        assert resolve_fused_steps("auto", _trainer(**kwargs), cifar_batch) == AUTO_MAX_FUSED_STEPS, kwargs
+    step_checkpoint = ModelCheckpoint(every_n_train_steps=5)
+    for kwargs, key, configs in [
+        ({"accumulate_grad_batches": 2}, "accumulate_grad_batches", None),
+        ({"strategy": "ddp", "devices": 2}, "devices", None),
+        ({"fast_dev_run": True}, "fast_dev_run", None),
+        ({"limit_train_batches": 40}, "limit_train_batches=40", None),
+        ({"val_check_interval": 10}, "val_check_interval=10", None),
+        ({"overfit_batches": 4}, "overfit_batches=4", None),
+        ({"callbacks": [EMAWeightAveraging()]}, "EMAWeightAveraging", None),
+        ({"callbacks": [LearningRateMonitor(logging_interval="step")]}, "logging_interval=step", None),
+        ({"callbacks": [step_checkpoint], "enable_checkpointing": True}, "every_n_train_steps=5", {id(step_checkpoint): {"every_n_train_steps": 5}}),
+        ({"callbacks": [_PerBatch()]}, "_PerBatch", None),
     ]:
         trainer = _trainer(**kwargs)
-        assert resolve_fused_steps("auto", trainer, cifar_batch) == 1, kwargs
-        assert resolve_fused_steps(1, trainer) == 1
+        assert resolve_fused_steps("auto", trainer, cifar_batch, configs) == 1, kwargs
+        assert resolve_fused_steps(1, trainer, callback_configs=configs) == 1
         with pytest.raises(ConfigError, match=key):
-            resolve_fused_steps(4, trainer)
+            resolve_fused_steps(4, trainer, callback_configs=configs)
     with pytest.raises(ConfigError, match="fused_steps"):
         resolve_fused_steps(0, _trainer())
 
 
+def test_ema_from_the_command_line_averages_after_every_optimizer_step(tmp_path):
+    ema = ["+callbacks.ema._target_=lightning.pytorch.callbacks.EMAWeightAveraging", "+callbacks.ema.decay=0.9"]
+    cfg = compose_config("model=logreg", "trainer.max_epochs=2", "test=false", *ema, output_dir=tmp_path / "ema")
+    train(cfg)
+    metrics = json.loads((tmp_path / "ema" / "metrics.json").read_text())
+    assert metrics["resolved"]["fused_steps"] == 1  # auto: the callback counts batches
+    checkpoint = torch.load(metrics["last_checkpoint"], map_location="cpu", weights_only=False)
+    batches = 2 * 19  # 1,168 training images, batch 64
+    assert checkpoint["global_step"] == batches
+    assert int(checkpoint["averaging_state"]["n_averaged"]) == batches  # one update per step
+    refused = compose_config("model=logreg", "fused_steps=4", *ema, output_dir=tmp_path / "refused")
+    with pytest.raises(ConfigError, match="EMAWeightAveraging"):
+        train(refused)
+
+
+def test_grouped_steps_clip_gradients_like_lightning(tmp_path):
+    clip = ["trainer.gradient_clip_val=0.05", "optimizer=sgd", "optimizer.lr=0.5"]
+    plain, _, plain_ckpt = _run(tmp_path / "plain", "fused_steps=1", *clip)
+    grouped, _, grouped_ckpt = _run(tmp_path / "grouped", "fused_steps=4", *clip)
+    unclipped, _, unclipped_ckpt = _run(tmp_path / "unclipped", "fused_steps=4", *clip[1:])
+    for key, state in plain_ckpt["state_dict"].items():
+        assert torch.allclose(grouped_ckpt["state_dict"][key].float(), state.float(), atol=1e-5), key
+    # ... and the clipping matters at this learning rate: without it the weights differ.
+    assert any(
+        not torch.allclose(unclipped_ckpt["state_dict"][key].float(), state.float(), atol=1e-3)
+        for key, state in plain_ckpt["state_dict"].items()
+    )
+    assert grouped["resolved"]["fused_steps"] == 4
+
+
+def test_per_step_hooks_run_for_every_grouped_step(tmp_path):
+    class CountSteps(Callback):
+        def __init__(self):
+            self.backward = self.optimizer_steps = 0
+
+        def on_after_backward(self, trainer, pl_module):
+            self.backward += 1
+
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            self.optimizer_steps += 1
+
+    counter = CountSteps()
+    cfg = compose_config("model=logreg", "trainer.max_epochs=1", "fused_steps=4", "test=false", output_dir=tmp_path)
+    train(cfg, extra_callbacks=[counter])
+    assert counter.backward == counter.optimizer_steps == 19
+
+
+def test_the_one_private_lightning_access_still_exists():
+    """Grouped steps advance the loggers' step count (training/fused_steps.py); a Lightning
+    release that renames it must fail here, not shift every logged x-axis silently."""
+    trainer = _trainer()
+    assert isinstance(trainer.fit_loop.epoch_loop._batches_that_stepped, int)
+
+
 def test_fused_steps_stop_at_max_steps(tmp_path):
     cfg = compose_config(
-        "model=logreg", "+trainer.max_steps=6", "fused_steps=4", "test=false", output_dir=tmp_path
+        "model=logreg", "trainer.max_steps=6", "fused_steps=4", "test=false", output_dir=tmp_path
     )
     train(cfg)
     last = json.loads((tmp_path / "metrics.json").read_text())["last_checkpoint"]

@@ -79,7 +79,7 @@ def scalar_events(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 @pytest.mark.slow
 def test_kill_9_at_a_random_point_then_resume_equals_an_uninterrupted_run(tmp_path):
-    short = (*RUN, "+trainer.limit_train_batches=12")
+    short = (*RUN, "trainer.limit_train_batches=12")
     reference = start_train_py(*short, log_dir=tmp_path / "reference")
     victim = start_train_py(*short, log_dir=tmp_path / "killed")
     checkpoints = lambda: (tmp_path / "killed").glob("train/runs/*/checkpoints/last.ckpt")  # noqa: E731

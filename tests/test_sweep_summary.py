@@ -56,7 +56,7 @@ def test_summary_sorts_marks_the_winner_and_keeps_failed_jobs(sweep):
     table = summarize_sweep(sweep)
     assert list(table["job"]) == ["001_b", "002_c", "000_a", "003_d", "004_e"]
     assert list(table["winner"]) == ["★", "", "", "", ""]
-    assert list(table["status"]) == ["ok", "ok", "ok", "failed", "unknown"]
+    assert list(table["status"]) == ["ok", "ok", "ok", "failed", "missing"]
     assert table.loc[3, "error"] == "ValueError: Invalid learning rate: -1"
     assert "no metrics.json" in table.loc[4, "error"]
     # Only the overrides that vary are columns.

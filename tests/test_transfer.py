@@ -14,7 +14,6 @@ from conftest import CONF_DIR, compose_config, run_train_py
 from omegaconf import OmegaConf
 
 from imgcls.config import ConfigError, check_required
-from imgcls.data.digits import DigitsDataModule
 from imgcls.models.classifier import ImageClassifier
 from imgcls.models.torchvision_net import (
     PretrainedWeightsMissing,
@@ -88,24 +87,20 @@ def test_grayscale_is_widened_and_resized_on_the_device_in_batches():
     net.model.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape))
     net(torch.rand(5, 1, 8, 8))
     assert seen == [(5, 3, 40, 48)]
-    assert net.input_normalization is None  # no weights: the data's own mean/std
+    assert net.input_normalization() is None  # no weights: the data's own mean/std
 
 
 # --- pretrained weights ------------------------------------------------------------------
-def _digits_classifier(net: dict, optimizer_lr: float = 1e-2, **classifier_args) -> tuple:
-    data = DigitsDataModule(batch_size=32)
-    data.setup("fit")
-    model = ImageClassifier(
-        net={"_target_": NET, "_partial_": True, **net},
-        num_classes=data.num_classes,
-        class_names=data.class_names,
-        input_shape=data.input_shape,
-        mean=data.mean,
-        std=data.std,
-        optimizer={"_target_": "torch.optim.SGD", "_partial_": True, "lr": optimizer_lr},
-        **classifier_args,
+def _digits_classifier(net: dict, optimizer_lr: float = 1e-2) -> tuple:
+    """The run's own wiring (training/run.py's seams) of a torchvision net on the digits."""
+    from imgcls.training.run import build_classifier, build_datamodule
+
+    overrides = [f"model.{key}={value}".replace(" ", "") for key, value in net.items()]
+    cfg = compose_config(
+        "model=torchvision", "optimizer=sgd", f"optimizer.lr={optimizer_lr}", "data.batch_size=32", *overrides
     )
-    return model, data
+    data = build_datamodule(cfg)
+    return build_classifier(cfg, data), data
 
 
 @pytest.mark.parametrize(("photo", "expected"), [("chelsea", "cat"), ("coffee", "espresso")])
@@ -141,7 +136,7 @@ def test_pretrained_loads_the_cached_file_and_weights_pick_by_name(torch_home):
     torch.save(marked, weights_file(weights))
     net = TorchvisionNet([3, 32, 32], 4, "resnet18", weights="IMAGENET1K_V1")
     assert torch.all(net.model.conv1.weight == 0.125)
-    assert net.input_size == (224, 224) and net.input_normalization[0] == [0.485, 0.456, 0.406]
+    assert net.input_size == (224, 224) and net.input_normalization()[0] == [0.485, 0.456, 0.406]
     with pytest.raises(ValueError, match="IMAGENET1K_V1"):
         TorchvisionNet([3, 32, 32], 4, "resnet18", weights="IMAGENET1K_V9")
 
@@ -157,7 +152,7 @@ def test_a_checkpoint_reloads_without_the_weights_file(torch_home):
     weights_file(resolve_weights("resnet18", pretrained=True)).unlink()
     rebuilt = TorchvisionNet([3, 32, 32], 4, "resnet18", pretrained=True, load_weights=False).eval()
     rebuilt.load_state_dict(trained.state_dict())
-    assert rebuilt.input_normalization == trained.input_normalization and rebuilt.input_size == (224, 224)
+    assert rebuilt.input_normalization() == trained.input_normalization() and rebuilt.input_size == (224, 224)
     images = torch.rand(2, 3, 32, 32)
     assert torch.equal(rebuilt(images), trained(images))
 
@@ -168,7 +163,7 @@ def test_weights_path_loads_a_local_state_dict(tmp_path):
     torch.save(marked, tmp_path / "mine.pth")
     net = TorchvisionNet([3, 32, 32], 4, "resnet18", weights_path=str(tmp_path / "mine.pth"))
     assert torch.all(net.model.conv1.weight == -0.5)
-    assert net.input_normalization is not None  # an ImageNet-layout file: ImageNet preprocessing
+    assert net.input_normalization() is not None  # an ImageNet-layout file: ImageNet preprocessing
 
 
 def test_missing_weights_name_the_file_the_directory_and_the_url(torch_home, monkeypatch):

@@ -1,7 +1,16 @@
-"""The metrics every split reports, as one torchmetrics collection."""
+"""What every split reports, defined once.
+
+Training and validation epochs accumulate torchmetrics collections batch by batch. Test
+sets are evaluated in one pass whose per-sample predictions (:class:`Predictions`) are
+kept; :func:`split_metrics` turns them into the headline numbers that ``metrics.json``,
+the console, TensorBoard and the report all show.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 from torch import nn
 from torchmetrics import MetricCollection
@@ -15,6 +24,11 @@ from torchmetrics.classification import (
 )
 
 TOP_K = 5
+
+
+def split_prefix(test_set: str) -> str:
+    """Metric prefix of a test set: ``test/`` for the main one, ``test_<name>/`` for extras."""
+    return "test/" if test_set == "test" else f"test_{test_set}/"
 
 
 def classification_metrics(
@@ -35,7 +49,10 @@ def classification_metrics(
         metrics["kappa"] = MulticlassCohenKappa(num_classes, weights="quadratic")
     if top_k and num_classes > TOP_K:
         metrics[f"top{TOP_K}"] = MulticlassAccuracy(num_classes, top_k=TOP_K, average="micro")
-    return MetricCollection(metrics, prefix=prefix)
+    # No compute groups: torchmetrics merges metrics whose states are equal after the first
+    # update, and a first batch of one class makes top-5, F1 and accuracy look equal; merged,
+    # they then report the same number for the whole epoch.
+    return MetricCollection(metrics, prefix=prefix, compute_groups=False)
 
 
 class EpochMetrics(nn.Module):
@@ -78,3 +95,92 @@ class EpochMetrics(nn.Module):
         if self.top_k is not None:
             self.top_k.reset()
         self._predictions, self._targets, self._top_k_hits = [], [], []
+
+
+@dataclass
+class Predictions:
+    """One evaluated split: class probabilities ``[N, K]``, true labels ``[N]`` and each
+    row's position in the split (``indices``), in evaluation order.
+
+    ``losses`` are the per-sample training criterion (class weights included) and
+    ``loss_weights`` each sample's class weight, so the split's loss is their weighted mean.
+    ``image_source`` (the split's uint8 images, indexable by position) lets reports show
+    samples; ``evaluated_of`` is the split's size when only part of it was evaluated.
+    """
+
+    split: str
+    probabilities: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    indices: np.ndarray | None = None
+    losses: np.ndarray | None = None
+    loss_weights: np.ndarray | None = None
+    image_source: object | None = None
+    evaluated_of: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.indices is None:
+            self.indices = np.arange(len(self.labels))
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """The probability of the predicted class."""
+        return self.probabilities.max(axis=1)
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.predicted == self.labels
+
+    @property
+    def has_images(self) -> bool:
+        return self.image_source is not None
+
+    def image(self, row: int) -> np.ndarray:
+        """The uint8 ``[C, H, W]`` image of row ``row``."""
+        image = self.image_source[int(self.indices[row])]
+        return image.numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+
+    @property
+    def limited(self) -> bool:
+        return self.evaluated_of is not None and self.evaluated_of != len(self.labels)
+
+
+def split_metrics(predictions: Predictions, ordinal: bool = False) -> dict[str, float]:
+    """The headline numbers of an evaluated split, in float64: ``acc``, ``top5`` (more than
+    5 classes), macro ``precision``/``recall``/``f1`` (over the classes present in targets
+    or predictions, as the training-time metrics), ``weighted_f1``, ``kappa`` (quadratic
+    weighted, for ordered classes) and ``loss`` (the training criterion)."""
+    from sklearn.metrics import (
+        accuracy_score,
+        cohen_kappa_score,
+        precision_recall_fscore_support,
+        top_k_accuracy_score,
+    )
+
+    labels, predicted = predictions.labels, predictions.predicted
+    metrics: dict[str, float] = {}
+    if not len(labels):
+        return metrics
+    k = len(predictions.class_names)
+    metrics["acc"] = float(accuracy_score(labels, predicted))
+    if k > TOP_K:
+        metrics[f"top{TOP_K}"] = float(
+            top_k_accuracy_score(labels, predictions.probabilities, k=TOP_K, labels=np.arange(k))
+        )
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        labels, predicted, average="macro", zero_division=0
+    )
+    metrics.update(precision=float(precision), recall=float(recall), f1=float(f1))
+    _, _, weighted_f1, _ = precision_recall_fscore_support(labels, predicted, average="weighted", zero_division=0)
+    metrics["weighted_f1"] = float(weighted_f1)
+    if ordinal:
+        # Off-by-one grades cost less than distant ones: the retinopathy (Kaggle) metric.
+        metrics["kappa"] = float(cohen_kappa_score(labels, predicted, labels=np.arange(k), weights="quadratic"))
+    if predictions.losses is not None:
+        weights = predictions.loss_weights if predictions.loss_weights is not None else np.ones(len(labels))
+        metrics["loss"] = float(predictions.losses.sum() / weights.sum())
+    return metrics

@@ -43,6 +43,20 @@ class ImageArrays(Dataset):
         return ImageArrays(self.images[index], self.labels[index])
 
 
+class WithIndex(Dataset):
+    """A dataset's batches with each sample's position appended: ``(images, labels, positions)``,
+    so evaluated predictions can be traced back to their images (and files)."""
+
+    def __init__(self, data: Dataset):
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return (*self.data.__getitems__(indices), torch.as_tensor(indices, dtype=torch.long))
+
+
 def keep_batch(batch):
     """collate_fn for ImageArrays: the batch is already stacked."""
     return batch

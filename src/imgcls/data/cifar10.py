@@ -57,6 +57,12 @@ class Cifar10DataModule(ImageDataModule):
         self.val_size = val_size
         self.split_seed = split_seed
 
+    def prepare_data(self) -> None:
+        """Download the archive when it is missing and ``download`` is set (once per node)."""
+        folder = self._location()
+        if self.download and _missing(folder):
+            _download(self.url, self.data_dir)
+
     def load_splits(self) -> DatasetSplits:
         folder = self._folder()
         class_names = read_label_names(folder / META_FILE)
@@ -70,10 +76,11 @@ class Cifar10DataModule(ImageDataModule):
             class_names=class_names,
         )
 
+    def _location(self) -> Path:
+        return self.data_dir if (self.data_dir / META_FILE).exists() else self.data_dir / FOLDER
+
     def _folder(self) -> Path:
-        folder = self.data_dir if (self.data_dir / META_FILE).exists() else self.data_dir / FOLDER
-        if self.download and _missing(folder):
-            _download(self.url, self.data_dir)
+        folder = self._location()
         missing = _missing(folder)
         if missing:
             raise FileNotFoundError(

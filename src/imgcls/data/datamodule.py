@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 import lightning as L
 import torch
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampler
 
-from imgcls.data.arrays import ImageArrays, keep_batch
+from imgcls.data.arrays import ImageArrays, WithIndex, keep_batch
 from imgcls.data.augment import BatchAugment, to_unit_float
+from imgcls.data.evaluation_order import EvaluationOrder
 
 # Mean/std are estimated from at most this many training images: enough for 3 decimals.
 _STATS_SAMPLE = 10_000
@@ -89,19 +89,19 @@ class ImageDataModule(L.LightningDataModule):
         return loader
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self._splits.val, self.eval_batch_size)
+        return self._evaluation_loader(self._splits.val)
 
     def test_dataloader(self) -> list[DataLoader]:
-        return [self._loader(split, self.eval_batch_size) for split in self.test_sets.values()]
+        return [self._evaluation_loader(split) for split in self.test_sets.values()]
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self._splits.test, self.eval_batch_size)
+        return self._evaluation_loader(self._splits.test)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        images, labels = batch
+        images, *rest = batch  # labels, and each sample's position for evaluation batches
         training = self.trainer is not None and self.trainer.training
         images = self.augment(images) if training else to_unit_float(images)
-        return images, labels
+        return images, *rest
 
     # --- what the model needs to know --------------------------------------------------
     @property
@@ -155,16 +155,22 @@ class ImageDataModule(L.LightningDataModule):
             generator=torch.Generator().manual_seed(seed),
         )
 
-    def _sampler(self, data: ImageArrays, shuffle: bool, seed: int):
-        """Each process's share of ``data``: shuffled per epoch for training; for evaluation, in
-        order and unpadded, so that across processes every sample is counted exactly once."""
+    def _evaluation_loader(self, data: ImageArrays) -> DataLoader:
+        """Batches of (images, labels, positions) in a fixed shuffled order (see
+        data/evaluation_order.py), each sample once across processes."""
+        replicas, rank = self._replicas()
+        return self._loader(
+            WithIndex(data), self.eval_batch_size, sampler=EvaluationOrder(len(data), replicas, rank)
+        )
+
+    def _replicas(self) -> tuple[int, int]:
         trainer = self.trainer
-        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
-        if shuffle:
-            return DistributedSampler(data, num_replicas=replicas, rank=rank, shuffle=True, seed=seed)
-        if replicas == 1:
-            return None
-        return UnrepeatedDistributedSampler(data, num_replicas=replicas, rank=rank, shuffle=False)
+        return (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+
+    def _sampler(self, data: ImageArrays, shuffle: bool, seed: int):
+        """Each process's share of the training data, shuffled per epoch."""
+        replicas, rank = self._replicas()
+        return DistributedSampler(data, num_replicas=replicas, rank=rank, shuffle=shuffle, seed=seed)
 
     def _balanced_sampler(self) -> WeightedRandomSampler:
         labels = self._splits.train.labels

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from imgcls import console
 from imgcls.data.arrays import ImageArrays
 from imgcls.data.datamodule import DatasetSplits, ImageDataModule
 from imgcls.data.decode_cache import BadFile, BadImagesError, DecodeCache
@@ -99,17 +100,31 @@ class FileDataModule(ImageDataModule):
         raise NotImplementedError
 
     # --- files to arrays ---------------------------------------------------------------
-    def load_splits(self) -> DatasetSplits:
-        files = self.list_files()
+    def prepare_data(self) -> None:
+        """Decode every file into the cache (once per node; Lightning calls this on one
+        process of each machine). :meth:`setup` then only reads the cache."""
+        if self.cache:
+            for paths in self._pools(self._listed()).values():
+                self.decoder.decode(paths, self.image_size, self.channels)
+
+    def _listed(self) -> FileSplits:
+        if getattr(self, "_files", None) is None:
+            self._files = self.list_files()
+        return self._files
+
+    @staticmethod
+    def _pools(files: FileSplits) -> dict[str, list[str]]:
         # One decode for train+val+test (sorted, so another split seed reuses it); one per
         # extra test set, so adding one does not decode the main data again.
         groups = {
             "main": [files.train, files.val, files.test],
             **{n: [s] for n, s in files.extra_tests.items()},
         }
-        pools = {
-            name: sorted({path for part in parts for path in part.paths}) for name, parts in groups.items()
-        }
+        return {name: sorted({path for part in parts for path in part.paths}) for name, parts in groups.items()}
+
+    def load_splits(self) -> DatasetSplits:
+        files = self._listed()
+        pools = self._pools(files)
         decoded = {name: self._decode(paths) for name, paths in pools.items()}
         bad = {pool[i]: item for name, pool in pools.items() for i, item in decoded[name][1].items()}
         self._handle_bad(bad, total=sum(len(pool) for pool in pools.values()))
@@ -159,7 +174,7 @@ class FileDataModule(ImageDataModule):
                 hint=f"\nThat is {fraction:.1%} of the files, above data.max_bad_fraction="
                 f"{self.max_bad_fraction:g}; listed in {report}.",
             )
-        print(f"Skipping {len(bad)} of {total} image files that cannot be decoded; listed in {report}")
+        console.warn(f"Skipping {len(bad)} of {total} image files that cannot be decoded; listed in {report}")
 
     def _write_report(self) -> Path:
         report = (self.report_dir or Path.cwd()) / BAD_FILES_REPORT

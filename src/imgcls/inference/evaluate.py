@@ -21,43 +21,78 @@ def find_run_dir(ckpt_path: str | Path) -> Path | None:
 
 
 def evaluate(cfg: DictConfig) -> Path:
-    """Load the checkpoint and its data, write the report; return the report.md path."""
+    """Load the checkpoint and its data, run the test pass, write the report; return report.md.
+
+    The same evaluation path as training's test: ``trainer.test`` predicts each test set
+    once, under the run's precision, and the report shows those predictions' metrics.
+    """
+    import lightning as L
     import torch
     from torch.utils.tensorboard import SummaryWriter
 
     from imgcls.inference.loading import load_classifier
-    from imgcls.reports.report import write_model_report
+    from imgcls.reports.report import write_evaluation_report
+    from imgcls.training.precision import fastest_precision
 
     ckpt = Path(cfg.ckpt_path)
     run_dir = find_run_dir(ckpt)
     data_cfg = cfg.get("data") or _run_data_config(ckpt, run_dir)
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_classifier(ckpt, map_location=device)
-    datamodule = instantiate(data_cfg)
+    overrides = {"eval_batch_size": cfg.batch_size} if cfg.get("batch_size") else {}
+    datamodule = instantiate(data_cfg, **overrides)
+    datamodule.prepare_data()
     datamodule.setup("test")
     if datamodule.class_names != model.class_names:
         raise ConfigError(
             f"the data's classes {datamodule.class_names[:10]}... differ from the checkpoint's "
             f"{model.class_names[:10]}...; pick the data the model was trained on (data=...)"
         )
+    precision = cfg.precision
+    if precision == "auto":
+        precision = _run_precision(run_dir) or fastest_precision("gpu" if device == "cuda" else "cpu")
+    trainer = L.Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu",
+        devices=1,
+        precision=precision,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_test_batches=cfg.limit_test_batches,
+    )
+    trainer.test(model, datamodule=datamodule, verbose=False)
     out_dir = Path(cfg.output_dir) if cfg.output_dir else (run_dir or ckpt.parent) / "evaluation" / ckpt.stem
     tensorboard = SummaryWriter(str(out_dir / "tensorboard"))
+    kwargs = {} if cfg.ordinal is None else {"ordinal": cfg.ordinal}
     try:
-        report = write_model_report(
+        report = write_evaluation_report(
             model,
             datamodule,
             out_dir,
-            ordinal=cfg.ordinal,
             run_dir=run_dir,
             tensorboard=tensorboard,
             gallery_size=cfg.gallery_size,
             confused_pairs_top=cfg.confused_pairs,
-            title=f"Evaluation of {ckpt.name}",
+            title=f"Evaluation of {ckpt.name} ({precision})",
+            **kwargs,
         )
     finally:
         tensorboard.close()
+    for name, metrics in model.test_results.items():
+        numbers = "  ".join(f"{key} {value:.4f}" for key, value in metrics.items())
+        print(f"{name} ({len(model.test_predictions[name].labels)} images): {numbers}")
     print(f"Report: {report}\nTensorBoard: tensorboard --logdir {out_dir / 'tensorboard'}")
     return report
+
+
+def _run_precision(run_dir: Path | None) -> str | None:
+    from imgcls.training.run import RESOLVED_FILE
+
+    resolved = run_dir / RESOLVED_FILE if run_dir else None
+    if resolved and resolved.is_file():
+        return str(OmegaConf.load(resolved).get("precision") or "") or None
+    return None
 
 
 def _run_data_config(ckpt: Path, run_dir: Path | None) -> DictConfig:

@@ -6,13 +6,14 @@ from collections.abc import Mapping, Sequence
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
-from torchmetrics.classification import MulticlassConfusionMatrix
 
-from imgcls.metrics import EpochMetrics, classification_metrics
-from imgcls.training.fused_steps import count_steps, optimizer_steps, step_schedulers
+from imgcls.metrics import EpochMetrics, Predictions, classification_metrics, split_metrics, split_prefix
+from imgcls.models.net_interface import offers
+from imgcls.training.distributed import gather_rows
+from imgcls.training.fused_steps import grouped_steps, optimizer_steps, step_schedulers
 from imgcls.training.optimization import build_optimizer, build_scheduler
 
 
@@ -23,11 +24,6 @@ def build_net(config: Mapping, input_shape: Sequence[int], num_classes: int) -> 
 
 def has_convolutions(net: nn.Module) -> bool:
     return any(isinstance(module, nn.Conv2d) for module in net.modules())
-
-
-def split_prefix(test_set: str) -> str:
-    """Metric prefix of a test set: ``test/`` for the main one, ``test_<name>/`` for extras."""
-    return "test/" if test_set == "test" else f"test_{test_set}/"
 
 
 class ImageClassifier(L.LightningModule):
@@ -61,7 +57,7 @@ class ImageClassifier(L.LightningModule):
             raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
         self.save_hyperparameters(logger=False)
         self.net = build_net(net, input_shape, num_classes)
-        mean, std = getattr(self.net, "input_normalization", None) or (mean, std)
+        mean, std = offers(self.net).input_normalization() or (mean, std)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
         weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
@@ -70,22 +66,15 @@ class ImageClassifier(L.LightningModule):
         self._train_loss_sums: list[torch.Tensor] = []
         self._train_samples = 0
         self.val_metrics = classification_metrics(num_classes, "val/", ordinal)
-        self.val_confusion = MulticlassConfusionMatrix(num_classes)
-        self.test_metrics = nn.ModuleDict(
-            {
-                name: classification_metrics(num_classes, split_prefix(name), ordinal)
-                for name in test_set_names
-            }
-        )
-        self.test_confusion = nn.ModuleDict(
-            {name: MulticlassConfusionMatrix(num_classes) for name in test_set_names}
-        )
+        # After a test pass: each test set's predictions and metrics (on_test_epoch_end).
+        self.test_predictions: dict[str, Predictions] = {}
+        self.test_results: dict[str, dict[str, float]] = {}
         # "auto": channels_last for nets with 2-D convolutions, which it speeds up; a flat
         # net would only pay for the layout change.
         self.channels_last = has_convolutions(self.net) if channels_last == "auto" else bool(channels_last)
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
-        self.fused_steps, self.step_batch_size = 1, None
+        self.fused_steps, self.step_batch_size, self._clip = 1, None, None
 
     @classmethod
     def from_checkpoint(cls, path, map_location="cpu") -> ImageClassifier:
@@ -114,17 +103,23 @@ class ImageClassifier(L.LightningModule):
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
 
+    def compile_net(self) -> None:
+        """``compile=true``: torch.compile the net's forward in place (its state dict keeps its
+        keys). Only the compute: metric updates and logging stay eager, outside Dynamo."""
+        self.net.compile()
+
     # --- steps -------------------------------------------------------------------------
-    def fuse_steps(self, steps: int, batch_size: int) -> None:
+    def fuse_steps(self, steps: int, batch_size: int, clip: tuple | None = None) -> None:
         """Take ``steps`` optimizer steps on ``batch_size`` samples each per Lightning step; the
-        train loader then hands over ``steps`` batches at once (see training/fused_steps.py)."""
-        self.fused_steps, self.step_batch_size = int(steps), int(batch_size)
+        train loader then hands over ``steps`` batches at once (training/fused_steps.py).
+        ``clip``: (value, algorithm) of the trainer's gradient clipping, applied every step."""
+        self.fused_steps, self.step_batch_size, self._clip = int(steps), int(batch_size), clip
         self.automatic_optimization = self.fused_steps == 1
 
     def training_step(self, batch, batch_idx):
         images, labels = batch
         if not self.automatic_optimization:
-            return self._fused_training_steps(images, labels)
+            return self._grouped_training_steps(images, labels)
         logits = self(images)
         loss = self.criterion(logits, labels)
         self._keep_for_epoch_end(logits.detach(), labels, loss.detach() * len(labels))
@@ -132,36 +127,25 @@ class ImageClassifier(L.LightningModule):
             self.log("train/loss_step", loss, prog_bar=True)
         return loss
 
-    def _fused_training_steps(self, images, labels):
-        """``fused_steps`` optimizer steps, one per ``step_batch_size`` slice of the batch."""
-        optimizer = self.optimizers().optimizer  # the torch optimizer: see training/fused_steps.py
-        logits_seen, losses = [], []
-        # Lightning checks max_steps (and fast_dev_run's one step) between its own steps only.
-        max_steps = self.trainer.max_steps
-        for step_images, step_labels in zip(
-            images.split(self.step_batch_size), labels.split(self.step_batch_size), strict=True
-        ):
-            if 0 <= max_steps <= self.global_step + len(losses):
-                break
-            logits = self(step_images)
-            loss = self.criterion(logits, step_labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step_schedulers(self.trainer, "step", plateau=False)
-            logits_seen.append(logits.detach())
-            losses.append(loss.detach())
-        count_steps(self.trainer, len(losses))
+    def _grouped_training_steps(self, images, labels):
+        logits_seen, losses = grouped_steps(self, images, labels)
         losses = torch.stack(losses)
         sizes = torch.tensor([len(step) for step in logits_seen], dtype=losses.dtype, device=losses.device)
         logits = torch.cat(logits_seen)
         self._keep_for_epoch_end(logits, labels[: len(logits)], (losses * sizes).sum())
-        self._log_fused_step_losses(losses)
+        self._log_grouped_step_losses(losses)
         return losses.mean()
 
-    def _log_fused_step_losses(self, losses: torch.Tensor) -> None:
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # Grouped steps clip here, as Lightning's automatic optimization does: after the
+        # 16-bit scaler has unscaled the gradients, before the step.
+        if not self.automatic_optimization and self._clip:
+            value, algorithm = self._clip
+            self.clip_gradients(optimizer, gradient_clip_val=value, gradient_clip_algorithm=algorithm)
+
+    def _log_grouped_step_losses(self, losses: torch.Tensor) -> None:
         """The loss of every step a plain run logs (each log_every_n_steps-th), at that step:
-        Lightning would only write it when a group of fused steps ends on such a step."""
+        Lightning would only write it when a group of steps ends on such a step."""
         first = self.global_step - len(losses)
         logged = [i for i in range(len(losses)) if self._logs_step_loss(first + i)]
         for i in logged:
@@ -186,14 +170,13 @@ class ImageClassifier(L.LightningModule):
         self._train_samples += len(labels)
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
-        # Fused steps run under manual optimization, where the schedules are ours to step.
+        # Grouped steps run under manual optimization, where the schedules are ours to step.
         if not self.automatic_optimization and batch_idx + 1 == self.trainer.num_training_batches:
-            step_schedulers(self.trainer, "epoch", plateau=False)
+            step_schedulers(self, "epoch", plateau=False)
 
     def on_train_epoch_end(self):
         if not self.automatic_optimization:
-            # After validation, as Lightning does.
-            step_schedulers(self.trainer, "epoch", plateau=True, monitor=self.hparams.monitor)
+            step_schedulers(self, "epoch", plateau=True)  # after validation, as Lightning does
         if self._train_samples:
             mean = torch.stack(self._train_loss_sums).sum() / self._train_samples
             self.log("train/loss_epoch", mean, prog_bar=True, sync_dist=True)
@@ -202,43 +185,68 @@ class ImageClassifier(L.LightningModule):
         self.train_metrics.reset()
 
     def validation_step(self, batch, batch_idx):
-        images, labels = batch
+        images, labels, _ = batch
         logits = self(images)
         # sync_dist: under DDP the epoch's loss is the mean over every process's samples.
         self.log("val/loss", self.criterion(logits, labels), on_epoch=True, prog_bar=True, sync_dist=True)
         self.val_metrics.update(logits, labels)
-        self.val_confusion.update(logits, labels)
+        return logits.detach()  # for callbacks (the confusion-matrix figure)
 
     def on_validation_epoch_end(self):
         self.log_dict(self.val_metrics.compute())
         self.val_metrics.reset()
-        if not self.trainer.sanity_checking:
-            self._log_confusion_matrix("val/confusion_matrix", self.val_confusion.compute())
-        self.val_confusion.reset()
+
+    # --- the one evaluation pass of the test sets ---------------------------------------
+    def on_test_epoch_start(self):
+        self._test_batches = {name: [] for name in self.hparams.test_set_names}
+        self.test_predictions, self.test_results = {}, {}
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
-        images, labels = batch
+        images, labels, positions = batch
+        logits = self(images).float()
+        losses = self._sample_losses(logits, labels)
         name = self.hparams.test_set_names[dataloader_idx]
-        logits = self(images)
-        prefix = split_prefix(name)
-        self.log(
-            f"{prefix}loss",
-            self.criterion(logits, labels),
-            on_epoch=True,
-            add_dataloader_idx=False,
-            sync_dist=True,
-        )
-        self.test_metrics[name].update(logits, labels)
-        self.test_confusion[name].update(logits, labels)
+        self._test_batches[name].append((logits.softmax(dim=1), labels, positions, losses))
 
     def on_test_epoch_end(self):
+        """Every test set's predictions, gathered from all processes, become its metrics:
+        the numbers the console, ``metrics.json``, TensorBoard and the report show."""
         for name in self.hparams.test_set_names:
-            self.log_dict(self.test_metrics[name].compute(), add_dataloader_idx=False)
-            self.test_metrics[name].reset()
-            self._log_confusion_matrix(
-                f"{split_prefix(name)}confusion_matrix", self.test_confusion[name].compute()
-            )
-            self.test_confusion[name].reset()
+            predictions = self._gathered_predictions(name)
+            metrics = split_metrics(predictions, self.hparams.ordinal)
+            self.test_predictions[name], self.test_results[name] = predictions, metrics
+            prefix = split_prefix(name)
+            self.log_dict({prefix + key: value for key, value in metrics.items()}, add_dataloader_idx=False)
+        self._test_batches = {}
+
+    def _sample_losses(self, logits, labels) -> torch.Tensor:
+        return F.cross_entropy(
+            logits,
+            labels,
+            weight=self.criterion.weight,
+            label_smoothing=self.criterion.label_smoothing,
+            reduction="none",
+        )
+
+    def _gathered_predictions(self, name: str) -> Predictions:
+        batches = self._test_batches[name]
+        columns = [torch.cat(column) for column in zip(*batches, strict=True)] if batches else []
+        if not columns:
+            k = self.hparams.num_classes
+            columns = [torch.zeros(0, k, device=self.device), *(torch.zeros(0, device=self.device),) * 3]
+            columns[1], columns[2] = columns[1].long(), columns[2].long()
+        probabilities, labels, positions, losses = (gather_rows(self, column) for column in columns)
+        order = positions.argsort()  # dataset order, whatever the number of processes
+        weight = self.criterion.weight
+        return Predictions(
+            split=name,
+            probabilities=probabilities[order].cpu().double().numpy(),
+            labels=labels[order].cpu().numpy(),
+            class_names=self.class_names,
+            indices=positions[order].cpu().numpy(),
+            losses=losses[order].cpu().double().numpy(),
+            loss_weights=weight[labels[order]].cpu().double().numpy() if weight is not None else None,
+        )
 
     def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):
         images = batch[0] if isinstance(batch, list | tuple) else batch
@@ -246,10 +254,7 @@ class ImageClassifier(L.LightningModule):
 
     # --- optimization ------------------------------------------------------------------
     def configure_optimizers(self):
-        if hasattr(self.net, "parameter_groups"):  # differential learning rates
-            groups = self.net.parameter_groups(lr=self.hparams.optimizer["lr"])
-        else:
-            groups = self.parameters()
+        groups = offers(self.net).parameter_groups(lr=self.hparams.optimizer["lr"]) or self.parameters()
         optimizer = build_optimizer(self.hparams.optimizer, groups)
         schedule = self.hparams.scheduler
         interval = (schedule or {}).get("interval", "epoch")
@@ -266,19 +271,4 @@ class ImageClassifier(L.LightningModule):
         """Parameter counts for every run, plus what the net's training needs (e.g. unfreezing)."""
         from imgcls.training.finetuning import ParameterCounts
 
-        return [ParameterCounts(), *(self.net.callbacks() if hasattr(self.net, "callbacks") else [])]
-
-    # --- logging -----------------------------------------------------------------------
-    def _log_confusion_matrix(self, tag: str, matrix: torch.Tensor) -> None:
-        loggers = [logger for logger in self.loggers if isinstance(logger, TensorBoardLogger)]
-        if not loggers or self.trainer.sanity_checking:
-            return
-        from imgcls.reports.confusion_matrix import plot_confusion_matrix
-        from imgcls.reports.figures import plt
-
-        figure = plot_confusion_matrix(
-            matrix.cpu().numpy(), self.class_names, title=f"{tag} (step {self.global_step})"
-        )
-        for logger in loggers:
-            logger.experiment.add_figure(tag, figure, global_step=self.global_step, close=False)
-        plt.close(figure)
+        return [ParameterCounts(), *offers(self.net).training_callbacks()]

@@ -31,6 +31,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torchvision.models import WeightsEnum
 from torchvision.transforms import v2
 
+from imgcls.models.net_interface import ClassifierNet
+
 FINETUNE_STRATEGIES = ("full", "frozen", "gradual")
 # Input size of models trained from scratch: the ImageNet size every architecture accepts.
 SCRATCH_INPUT_SIZE = 224
@@ -154,7 +156,7 @@ def disable_aux_logits(model: nn.Module) -> None:
                 setattr(model, attribute, None)
 
 
-class TorchvisionNet(nn.Module):
+class TorchvisionNet(ClassifierNet):
     """A torchvision classification model with a new head and a fine-tuning strategy.
 
     Args:
@@ -222,8 +224,7 @@ class TorchvisionNet(nn.Module):
         size = input_size or (recipe.crop_size if recipe else SCRATCH_INPUT_SIZE)
         size = [size] if isinstance(size, int) else list(size)
         self.input_size = (size[0], size[-1])
-        # Read by ImageClassifier: pretrained weights expect their own normalization.
-        self.input_normalization = (list(recipe.mean), list(recipe.std)) if recipe else None
+        self._normalization = (list(recipe.mean), list(recipe.std)) if recipe else None
         self.backbone_frozen = False
         if finetune in ("frozen", "gradual"):
             self.set_backbone_trainable(False)
@@ -255,6 +256,10 @@ class TorchvisionNet(nn.Module):
             images = F.interpolate(images, size=self.input_size, mode="bilinear", antialias=True)
         return self.model(images)
 
+    def input_normalization(self) -> tuple[list[float], list[float]] | None:
+        """Pretrained weights expect their own normalization."""
+        return self._normalization
+
     def parameter_groups(self, lr: float) -> list[dict]:
         """Optimizer groups: the head at ``lr``; the backbone at ``lr * backbone_lr_mult``
         when it trains (a ``gradual`` backbone joins later, see ``GradualUnfreezing``)."""
@@ -266,7 +271,7 @@ class TorchvisionNet(nn.Module):
             )
         return groups
 
-    def callbacks(self) -> list:
+    def training_callbacks(self) -> list:
         if self.finetune != "gradual":
             return []
         from imgcls.training.finetuning import GradualUnfreezing

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imgcls.reports.evaluation import Predictions
+from imgcls.metrics import Predictions
 from imgcls.reports.figures import plt
 
 # torchmetrics' and most papers' default: 15 equal-width confidence bins.

@@ -1,18 +1,12 @@
-"""Per-class precision/recall/F1/support, their averages, and the split's headline metrics."""
+"""Per-class precision/recall/F1/support and their averages (the headline metrics: imgcls.metrics)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import (
-    accuracy_score,
-    cohen_kappa_score,
-    precision_recall_fscore_support,
-    top_k_accuracy_score,
-)
+from sklearn.metrics import precision_recall_fscore_support
 
-from imgcls.metrics import TOP_K
-from imgcls.reports.evaluation import Predictions
+from imgcls.metrics import Predictions
 
 METRIC_COLUMNS = ["precision", "recall", "f1", "support"]
 
@@ -59,37 +53,3 @@ def averages_table(predictions: Predictions) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-def headline_metrics(predictions: Predictions, ordinal: bool = False) -> dict[str, float]:
-    """Top-1 and top-k accuracy, macro/weighted F1, and quadratic weighted kappa for ordinal labels."""
-    labels, k = np.arange(len(predictions.class_names)), len(predictions.class_names)
-    metrics = {"samples": int(len(predictions.labels))}
-    if not len(predictions.labels):
-        return metrics
-    metrics["acc"] = float(accuracy_score(predictions.labels, predictions.predicted))
-    if k > TOP_K:
-        metrics[f"top{TOP_K}"] = float(
-            top_k_accuracy_score(predictions.labels, predictions.probabilities, k=TOP_K, labels=labels)
-        )
-    for row in averages_table(predictions).itertuples():
-        metrics[f"{row.average}_f1"] = float(row.f1)
-    if ordinal:
-        # Off-by-one grades cost less than distant ones: the retinopathy (Kaggle) metric.
-        metrics["quadratic_kappa"] = float(
-            cohen_kappa_score(predictions.labels, predictions.predicted, labels=labels, weights="quadratic")
-        )
-    return metrics
-
-
-def to_markdown(table: pd.DataFrame) -> str:
-    """A GitHub table: floats to 4 decimals, everything else (override values too) as written."""
-
-    def cell(value) -> str:
-        if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-            return ""
-        if isinstance(value, float | np.floating):
-            return f"{value:.4f}"
-        return str(value).replace("\n", " ").replace("|", "\\|")  # one table row per record
-
-    return table.map(cell).to_markdown(index=False, disable_numparse=True)

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from imgcls.reports.evaluation import Predictions
+from imgcls.metrics import Predictions
 from imgcls.reports.figures import plt
 
 
@@ -26,7 +26,7 @@ def mistake_caption(predictions: Predictions, index: int) -> str:
 def plot_error_gallery(predictions: Predictions, count: int = 16, columns: int = 4, title: str | None = None):
     """A grid of the ``count`` most confident mistakes, or a note when there are none."""
     picks = most_confident_mistakes(predictions, count)
-    if predictions.images is None or not len(picks):
+    if not predictions.has_images or not len(picks):
         fig, ax = plt.subplots(figsize=(4, 1.5))
         ax.axis("off")
         ax.text(0.5, 0.5, "no mistakes" if not len(picks) else "no images", ha="center", va="center")
@@ -37,7 +37,7 @@ def plot_error_gallery(predictions: Predictions, count: int = 16, columns: int =
     for ax in axes.flat:
         ax.axis("off")
     for ax, index in zip(axes.flat, picks, strict=False):
-        image = predictions.images[index]
+        image = predictions.image(index)
         if image.shape[0] == 1:
             ax.imshow(image[0], cmap="gray", vmin=0, vmax=255)
         else:

@@ -23,8 +23,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from imgcls.data.image_io import is_image_file
 from imgcls.inference.loading import InferenceModel, load_inference_model
 from imgcls.inference.predict import ERROR_COLUMN, predict_files
-from imgcls.reports.classification_report import to_markdown
 from imgcls.reports.figures import plt
+from imgcls.reports.tables import to_markdown
 
 TOP_K = 5
 BAR_METRICS = {

@@ -10,18 +10,14 @@ import numpy as np
 from PIL import Image
 from sklearn.metrics import confusion_matrix
 
+from imgcls.metrics import Predictions, split_metrics
 from imgcls.reports.calibration import calibration_bins, plot_confidence_histogram, plot_reliability_diagram
-from imgcls.reports.classification_report import (
-    averages_table,
-    headline_metrics,
-    per_class_table,
-    to_markdown,
-)
+from imgcls.reports.classification_report import averages_table, per_class_table
 from imgcls.reports.confusion_matrix import confused_pairs, plot_confusion_matrix
 from imgcls.reports.curves import CSV_METRICS, epoch_metrics, plot_training_curves
 from imgcls.reports.error_gallery import plot_error_gallery
-from imgcls.reports.evaluation import Predictions, predict_test_sets
 from imgcls.reports.figures import plt
+from imgcls.reports.tables import to_markdown
 
 REPORT_FILE = "report.md"
 # The report's figures as numbers; not the run's metrics.json, which training writes.
@@ -58,6 +54,7 @@ def write_report(
     predictions: Sequence[Predictions],
     out_dir: str | Path,
     *,
+    metrics: dict[str, dict[str, float]] | None = None,
     ordinal: bool = False,
     run_dir: str | Path | None = None,
     tensorboard=None,
@@ -67,6 +64,10 @@ def write_report(
     title: str = "Evaluation report",
 ) -> Path:
     """Write tables, figures, ``evaluation.json`` and ``report.md`` into ``out_dir``; return report.md.
+
+    ``metrics`` are each split's headline numbers as the test pass computed them (what
+    ``metrics.json`` records); without them they are computed from ``predictions`` the same
+    way (:func:`imgcls.metrics.split_metrics`).
 
     ``run_dir`` (a training run's directory) adds its training curves; ``tensorboard`` (a
     ``SummaryWriter``) receives every figure under ``report/...`` too.
@@ -87,8 +88,9 @@ def write_report(
         ]
     all_metrics = {}
     for split in predictions:
-        metrics, section = _split_section(split, writer, ordinal, gallery_size, confused_pairs_top)
-        all_metrics[split.split] = metrics
+        headline = (metrics or {}).get(split.split) or split_metrics(split, ordinal)
+        split_numbers, section = _split_section(split, headline, writer, gallery_size, confused_pairs_top)
+        all_metrics[split.split] = split_numbers
         lines += section
     (out_dir / EVALUATION_FILE).write_text(json.dumps(all_metrics, indent=2))
     report = out_dir / REPORT_FILE
@@ -100,17 +102,25 @@ def write_report(
 
 
 def _split_section(
-    predictions: Predictions, writer: ReportWriter, ordinal: bool, gallery_size: int, top_pairs: int
+    predictions: Predictions, headline: dict, writer: ReportWriter, gallery_size: int, top_pairs: int
 ) -> tuple[dict, list[str]]:
     name, names = predictions.split, predictions.class_names
-    metrics = headline_metrics(predictions, ordinal)
-    lines = [f"## Test set `{name}` ({metrics['samples']} images)", ""]
-    if not metrics["samples"]:
+    samples = len(predictions.labels)
+    metrics = {"samples": samples, **headline}
+    lines = [f"## Test set `{name}` ({samples} images)", ""]
+    if predictions.limited:
+        metrics["evaluated_of"] = predictions.evaluated_of
+        lines += [
+            f"**Evaluated on {samples} of its {predictions.evaluated_of} images** "
+            "(trainer.limit_test_batches), a shuffled sample: every number below is of those.",
+            "",
+        ]
+    if not samples:
         return metrics, [*lines, "No images.", ""]
     bins = calibration_bins(predictions)
     metrics["ece"] = bins.ece
     lines += ["| metric | value |", "|---|---|"]
-    lines += [f"| {key} | {value:.4f} |" for key, value in metrics.items() if key != "samples"]
+    lines += [f"| {key} | {value:.4f} |" for key, value in {**headline, "ece": bins.ece}.items()]
 
     per_class = writer.table(per_class_table(predictions), f"{name}/per_class.csv")
     averages = writer.table(averages_table(predictions), f"{name}/averages.csv")
@@ -172,14 +182,19 @@ def _write_matrix_csv(matrix, class_names: list[str], path: Path) -> None:
     pd.DataFrame(matrix, index=class_names, columns=class_names).rename_axis("true \\ predicted").to_csv(path)
 
 
-def write_model_report(model, datamodule, out_dir: str | Path, ordinal: bool | None = None, **kwargs) -> Path:
-    """Predict every test set of ``datamodule`` with ``model`` and write the report.
+def with_images(predictions: Predictions, datamodule) -> Predictions:
+    """``predictions`` of one of ``datamodule``'s test sets, able to show its images."""
+    data = datamodule.test_sets[predictions.split]
+    predictions.image_source, predictions.evaluated_of = data.images, len(data)
+    return predictions
 
-    ``ordinal=None`` takes the data module's ``ordinal`` attribute (ordered grades, e.g. retinopathy).
-    """
-    if ordinal is None:
-        ordinal = bool(getattr(datamodule, "ordinal", False))
-    return write_report(predict_test_sets(model, datamodule), out_dir, ordinal=ordinal, **kwargs)
+
+def write_evaluation_report(model, datamodule, out_dir: str | Path, **kwargs) -> Path:
+    """The report of ``model``'s last test pass (``trainer.test``) over ``datamodule``'s test
+    sets: the same predictions and metrics the test pass logged."""
+    predictions = [with_images(p, datamodule) for p in model.test_predictions.values()]
+    kwargs.setdefault("ordinal", bool(getattr(datamodule, "ordinal", False)))
+    return write_report(predictions, out_dir, metrics=model.test_results, **kwargs)
 
 
 def write_run_report(model, datamodule, run_dir: Path, loggers=(), global_step: int = 0) -> str | None:
@@ -195,7 +210,7 @@ def write_run_report(model, datamodule, run_dir: Path, loggers=(), global_step: 
 
     tensorboard = next((lg.experiment for lg in loggers if isinstance(lg, TensorBoardLogger)), None)
     try:
-        report = write_model_report(
+        report = write_evaluation_report(
             model,
             datamodule,
             run_dir / "report",

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +13,10 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 from omegaconf import OmegaConf
 
-from imgcls.reports.classification_report import to_markdown
 from imgcls.reports.curves import CSV_METRICS, epoch_metrics
 from imgcls.reports.figures import plt
-from imgcls.training.run import METRICS_FILE
+from imgcls.reports.tables import to_markdown
+from imgcls.run_record import OK, read_record, sweep_jobs
 
 SUMMARY_NAME = "sweep_summary"
 
@@ -26,8 +25,8 @@ CONFIG = Path(".hydra") / "config.yaml"
 
 
 def job_dirs(sweep_dir: str | Path) -> list[Path]:
-    """Every job of a sweep: the sub-directories Hydra saved overrides in, in job order."""
-    return sorted(d for d in Path(sweep_dir).iterdir() if (d / OVERRIDES).is_file())
+    """Every job of a sweep that saved its overrides, in job order."""
+    return [job for job in sweep_jobs(sweep_dir) if (job / OVERRIDES).is_file()]
 
 
 def summarize_sweep(sweep_dir: str | Path) -> pd.DataFrame:
@@ -39,7 +38,7 @@ def summarize_sweep(sweep_dir: str | Path) -> pd.DataFrame:
     jobs = job_dirs(sweep_dir)
     if not jobs:
         raise FileNotFoundError(f"{sweep_dir}: no job directories (none has {OVERRIDES})")
-    records = [_job_record(job) for job in jobs]
+    records = [read_record(job) for job in jobs]
     overrides = [_overrides(job) for job in jobs]
     varying = [
         key
@@ -68,7 +67,7 @@ def summarize_sweep(sweep_dir: str | Path) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     for column in ("best_epoch", "params_trainable", "params_total"):
         table[column] = table[column].astype("Int64")
-    ok = table["status"] == "ok"
+    ok = table["status"] == OK
     score = table[monitor].where(ok)
     table.insert(1, "winner", "")
     if score.notna().any():
@@ -86,7 +85,7 @@ def write_sweep_summary(sweep_dir: str | Path) -> dict[str, Path]:
     monitor = table.attrs["monitor"]
     paths = {"csv": sweep_dir / f"{SUMMARY_NAME}.csv", "markdown": sweep_dir / f"{SUMMARY_NAME}.md"}
     table.to_csv(paths["csv"], index=False)
-    failed = table[table["status"] != "ok"]
+    failed = table[table["status"] != OK]
     lines = [
         f"# Sweep summary: {sweep_dir.name}",
         "",
@@ -118,10 +117,10 @@ def plot_metric_vs_lr(sweep_dir: str | Path, monitor: str):
     """Best monitored value against the learning rate (log x), one line per model."""
     points = []
     for job in job_dirs(sweep_dir):
-        record, config = _job_record(job), _config(job)
+        record, config = read_record(job), _config(job)
         lr = OmegaConf.select(config, "optimizer.lr") if config is not None else None
         value = (record.get("best") or {}).get(monitor)
-        if record.get("status") == "ok" and lr and value is not None:
+        if record.get("status") == OK and lr and value is not None:
             model = OmegaConf.select(config, "model.name", default=None) or "model"
             points.append({"model": model, "lr": float(lr), "value": float(value)})
     if not points:
@@ -166,16 +165,6 @@ def plot_val_curves(sweep_dir: str | Path, monitor: str, labels: dict[str, str] 
     axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
-
-
-def _job_record(job: Path) -> dict:
-    path = job / METRICS_FILE
-    if not path.is_file():
-        return {"status": "unknown", "error": f"no {METRICS_FILE}: the job crashed or is still running"}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        return {"status": "unknown", "error": f"unreadable {METRICS_FILE}: {error}"}
 
 
 def _overrides(job: Path) -> dict[str, str]:

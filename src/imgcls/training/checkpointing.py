@@ -11,6 +11,8 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from imgcls import console
+
 # Exit codes of a process stopped by a signal, as shells report them (128 + signal number).
 EXIT_SIGTERM = 143
 EXIT_SIGINT = 130
@@ -84,6 +86,6 @@ class SaveOnInterrupt(Callback):
             return
         path = Path(checkpoint.dirpath) / f"{checkpoint.CHECKPOINT_NAME_LAST}{checkpoint.FILE_EXTENSION}"
         trainer.save_checkpoint(path)
-        print(
+        console.info(
             f"\nInterrupted: saved {path}; continue with `python train.py resume={trainer.default_root_dir}`"
         )

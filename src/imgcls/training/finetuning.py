@@ -5,6 +5,8 @@ from __future__ import annotations
 import lightning as L
 from lightning.pytorch.callbacks import BaseFinetuning, Callback
 
+from imgcls import console
+
 
 class GradualUnfreezing(BaseFinetuning):
     """Train the head alone, then, from epoch ``unfreeze_at_epoch``, the backbone too, at
@@ -38,7 +40,7 @@ class GradualUnfreezing(BaseFinetuning):
         if backbone:  # not yet there (a resumed run restores the group itself)
             optimizer.add_param_group({"params": backbone, "lr": lr, "name": "backbone"})
             _extend_schedulers(pl_module.trainer, lr)
-        print(f"Epoch {epoch}: backbone unfrozen, learning rate {lr:g}")
+        console.info(f"Epoch {epoch}: backbone unfrozen, learning rate {lr:g}")
         log_parameter_counts(pl_module)
 
 
@@ -61,7 +63,7 @@ def parameter_counts(module) -> dict[str, int]:
 def log_parameter_counts(pl_module: L.LightningModule) -> dict[str, int]:
     """Print the counts and send them to every logger as ``params/{total,trainable,frozen}``."""
     counts = parameter_counts(pl_module)
-    print("Parameters: " + ", ".join(f"{name} {count:,}" for name, count in counts.items()))
+    console.info("Parameters: " + ", ".join(f"{name} {count:,}" for name, count in counts.items()))
     step = pl_module.global_step
     for logger in pl_module.loggers:
         logger.log_metrics({f"params/{name}": count for name, count in counts.items()}, step=step)

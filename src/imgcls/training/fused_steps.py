@@ -1,18 +1,20 @@
-"""Several optimizer steps per Lightning step (Keras calls it ``steps_per_execution``).
+"""Grouped optimizer steps: several optimizer steps per Lightning step (Keras calls it
+``steps_per_execution``). This module owns them: when they apply, the steps themselves,
+and what Lightning is told about them.
 
 Lightning's bookkeeping around each training step (hooks, progress, logging checks) costs
 about 0.6 ms here, plus the DataLoader's per-batch work: 15-20% of a small model's step on
 CPU. With ``fused_steps=k`` the train loader hands over k batches at once, augmented in one
-go, and the model steps through them under Lightning's manual optimization, calling
-``backward`` and the torch optimizer itself: the same batches and optimizer steps, with
-Lightning's bookkeeping paid once per k steps.
+go, and the model steps through them under Lightning's manual optimization, through its
+public API: ``self.optimizers()`` (Lightning's optimizer wrapper, which counts
+``global_step`` and runs the precision plugin: the 16-bit gradient scaler), ``manual_backward``
+(``on_before_backward``/``on_after_backward``), ``on_before_optimizer_step`` (where the
+gradients are clipped, after unscaling) and the profiler's spans all run for every step.
 
-As with Keras' ``steps_per_execution``, per-batch callback hooks run once per group, and the
-per-step backward/optimizer hooks (``on_before_backward``, ``on_after_backward``,
-``on_before_optimizer_step``) do not run: use ``fused_steps=1`` for callbacks that need them.
-``auto`` uses 1 where Lightning must drive each step itself: DDP (one backward per forward),
-its gradient clipping and accumulation (refused under manual optimization), and 16-bit
-mixed precision (its gradient scaler).
+What runs once per group are the per-batch hooks (``on_train_batch_start/end``). So
+``auto`` gives 1 whenever a setting counts batches or acts on every batch (see
+:func:`step_dependent_settings`), and an explicit count above 1 is then refused with the
+setting named: no setting ever changes meaning. The progress bar counts groups.
 """
 
 from __future__ import annotations
@@ -28,13 +30,19 @@ from imgcls.config import ConfigError
 # images have long steps, and a group of them would only hold memory (4x as floats).
 AUTO_MAX_FUSED_STEPS = 16
 AUTO_GROUP_BYTES = 32 * 2**20
+# Trainer options whose integer values count batches (a float is a fraction of the epoch).
+_BATCH_COUNTS = ("limit_train_batches", "val_check_interval", "overfit_batches")
 
 
-def resolve_fused_steps(setting, trainer, batch_bytes: int = 0) -> int:
-    """``fused_steps`` (``auto`` or a count) for this trainer and a batch of ``batch_bytes``."""
-    blockers = _blockers(trainer)
+def resolve_fused_steps(setting, trainer, batch_bytes: int = 0, callback_configs=None) -> int:
+    """``fused_steps`` (``auto`` or a count) for this trainer and a batch of ``batch_bytes``.
+
+    ``callback_configs`` maps each configured callback object to its config (what a
+    callback's own attributes do not say, e.g. ``ModelCheckpoint.every_n_train_steps``).
+    """
+    settings = step_dependent_settings(trainer, callback_configs or {})
     if setting == "auto":
-        if blockers:
+        if settings:
             return 1
         return max(1, min(AUTO_MAX_FUSED_STEPS, AUTO_GROUP_BYTES // max(1, batch_bytes)))
     try:
@@ -43,32 +51,133 @@ def resolve_fused_steps(setting, trainer, batch_bytes: int = 0) -> int:
         steps = 0
     if steps < 1:
         raise ConfigError(f"fused_steps must be 'auto' or a count >= 1, got {setting!r}")
-    if steps > 1 and blockers:
+    if steps > 1 and settings:
         raise ConfigError(
-            f"fused_steps={steps} runs Lightning's manual optimization, which {' and '.join(blockers)} "
-            "cannot use: set fused_steps=1 (or auto)"
+            f"fused_steps={steps} groups {steps} batches into one Lightning step, which changes what "
+            f"{' and '.join(settings)} mean(s): set fused_steps=1 (or auto, which gives 1 here)"
         )
     return steps
 
 
-def _blockers(trainer) -> list[str]:
-    blockers = []
-    if trainer.world_size > 1:
-        blockers.append(f"a {trainer.world_size}-process run (trainer.devices)")
+def step_dependent_settings(trainer, callback_configs=None) -> list[str]:
+    """The settings of this trainer that count batches, act on every batch or need
+    Lightning's own optimization loop; grouped steps would change what they mean."""
+    from lightning.pytorch.callbacks import (
+        BatchSizeFinder,
+        Callback,
+        LearningRateFinder,
+        LearningRateMonitor,
+        ModelCheckpoint,
+        ProgressBar,
+        StochasticWeightAveraging,
+        Timer,
+        WeightAveraging,
+    )
+
+    from imgcls.training.divergence import FailOnNonFiniteLoss
+
+    callback_configs = callback_configs or {}
+    found = []
+    if trainer.world_size > 1:  # DDP syncs gradients once per forward of the wrapped model
+        found.append(f"a {trainer.world_size}-process run (trainer.devices, trainer.num_nodes)")
     if trainer.accumulate_grad_batches > 1:
-        blockers.append("trainer.accumulate_grad_batches")
-    if trainer.gradient_clip_val:
-        blockers.append("trainer.gradient_clip_val")
-    if getattr(trainer.precision_plugin, "scaler", None) is not None:
-        blockers.append(f"trainer.precision={trainer.precision} (its gradient scaler)")
-    return blockers
+        found.append("trainer.accumulate_grad_batches")
+    if trainer.fast_dev_run:
+        found.append("trainer.fast_dev_run")
+    for name in _BATCH_COUNTS:
+        value = getattr(trainer, name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            found.append(f"trainer.{name}={value} (a number of batches)")
+    for callback in trainer.callbacks:
+        kind = type(callback).__name__
+        config = callback_configs.get(id(callback)) or {}
+        if isinstance(callback, WeightAveraging | StochasticWeightAveraging):
+            found.append(f"callback {kind} (it averages the weights after every batch)")
+        elif isinstance(callback, LearningRateFinder | BatchSizeFinder):
+            found.append(f"callback {kind} (the Tuner counts batches)")
+        elif isinstance(callback, LearningRateMonitor):
+            if callback.logging_interval != "epoch":
+                found.append(f"callback {kind} with logging_interval={callback.logging_interval}")
+        elif isinstance(callback, ModelCheckpoint):
+            if config.get("every_n_train_steps"):
+                found.append(f"callback {kind} with every_n_train_steps={config['every_n_train_steps']}")
+        elif isinstance(callback, ProgressBar | Timer | FailOnNonFiniteLoss):
+            pass  # per group is enough for them
+        elif any(
+            getattr(type(callback), hook) is not getattr(Callback, hook)
+            for hook in ("on_train_batch_start", "on_train_batch_end")
+        ):
+            found.append(f"callback {kind} (it acts on every training batch)")
+    return found
+
+
+def configure(trainer, model, datamodule, steps: int) -> None:
+    """Hand ``steps`` to the loader and the model. Grouped, Lightning's automatic clipping is
+    not available (manual optimization); the model clips each step itself, with the same
+    ``trainer.gradient_clip_val`` and algorithm."""
+    datamodule.fused_steps = steps
+    clip = None
+    if steps > 1 and trainer.gradient_clip_val:
+        clip = (float(trainer.gradient_clip_val), trainer.gradient_clip_algorithm)
+        trainer.gradient_clip_val = None  # public attribute; the model now clips
+    model.fuse_steps(steps, datamodule.batch_size, clip)
+
+
+def grouped_steps(module, images, labels):
+    """``module.fused_steps`` optimizer steps, one per ``module.step_batch_size`` slice of the
+    batch; returns each step's logits and losses (the last group of a run may stop early)."""
+    optimizer = module.optimizers()
+    max_steps = module.trainer.max_steps  # Lightning checks it between its own steps only
+    logits_seen, losses = [], []
+    for step_images, step_labels in zip(
+        images.split(module.step_batch_size), labels.split(module.step_batch_size), strict=True
+    ):
+        if 0 <= max_steps <= module.global_step:
+            break
+        logits = module(step_images)
+        loss = module.criterion(logits, step_labels)
+        optimizer.zero_grad(set_to_none=True)
+        module.manual_backward(loss)
+        optimizer.step()  # counts global_step; clipping: the module's on_before_optimizer_step
+        step_schedulers(module, "step", plateau=False)
+        logits_seen.append(logits.detach())
+        losses.append(loss.detach())
+    _advance_logger_steps(module.trainer, len(losses))
+    return logits_seen, losses
+
+
+def _advance_logger_steps(trainer, steps: int) -> None:
+    """Lightning's loggers take their x-axis (epoch-end metrics, the LR monitor) from a count
+    of Lightning steps. Grouped, each of those is ``steps`` optimizer steps: advance the
+    count so that every x-axis stays in optimizer steps, as ``global_step`` is. The one
+    private Lightning access of imgcls; tests/test_fused_steps.py guards it."""
+    trainer.fit_loop.epoch_loop._batches_that_stepped += steps - 1  # Lightning adds the last
+
+
+def step_schedulers(module, interval: str, plateau: bool) -> None:
+    """What Lightning's automatic optimization does with the schedules at each ``interval``;
+    a plateau schedule steps on the monitored metric."""
+    trainer = module.trainer
+    for config in trainer.lr_scheduler_configs:
+        if config.interval != interval or isinstance(config.scheduler, ReduceLROnPlateau) != plateau:
+            continue
+        if not plateau:
+            config.scheduler.step()
+            continue
+        monitor = module.hparams.monitor
+        if monitor not in trainer.callback_metrics:
+            raise KeyError(
+                f"the plateau schedule monitors {monitor!r}, which was not logged; "
+                f"logged: {sorted(trainer.callback_metrics)}"
+            )
+        config.scheduler.step(trainer.callback_metrics[monitor])
 
 
 def optimizer_steps(trainer, fused_steps: int, batch_size: int) -> int:
     """The run's optimizer steps, what a per-step schedule spans.
 
-    Lightning's estimate counts its own steps; fused, each is ``fused_steps`` optimizer steps
-    but the last of an epoch, which holds what is left.
+    Lightning's estimate counts its own steps; grouped, each is ``fused_steps`` optimizer
+    steps but the last of an epoch, which holds what is left.
     """
     estimate = int(trainer.estimated_stepping_batches)
     if fused_steps == 1:
@@ -79,32 +188,3 @@ def optimizer_steps(trainer, fused_steps: int, batch_size: int) -> int:
     if trainer.max_steps and trainer.max_steps > 0:
         total = min(total, trainer.max_steps)
     return int(total) if total != math.inf else estimate * fused_steps
-
-
-def count_steps(trainer, steps: int) -> None:
-    """Tell Lightning about ``steps`` optimizer steps taken outside its optimizer wrapper: its
-    step count (``trainer.global_step``: checkpoints, ``max_steps``, schedules) and its
-    loggers' x-axis, which otherwise counts Lightning steps. Both are private counters;
-    tests/test_fused_steps.py checks that they still drive ``global_step`` and the logs."""
-    progress = trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
-    for _ in range(steps):
-        progress.increment_ready()
-        progress.increment_completed()
-    trainer.fit_loop.epoch_loop._batches_that_stepped += steps - 1  # Lightning adds the last
-
-
-def step_schedulers(trainer, interval: str, plateau: bool, monitor: str | None = None) -> None:
-    """What Lightning's automatic optimization does with the schedules at each ``interval``;
-    a plateau schedule steps on the ``monitor`` metric."""
-    for config in trainer.lr_scheduler_configs:
-        if config.interval != interval or isinstance(config.scheduler, ReduceLROnPlateau) != plateau:
-            continue
-        if not plateau:
-            config.scheduler.step()
-        elif monitor in trainer.callback_metrics:
-            config.scheduler.step(trainer.callback_metrics[monitor])
-        else:
-            raise KeyError(
-                f"the plateau schedule monitors {monitor!r}, which was not logged; "
-                f"logged: {sorted(trainer.callback_metrics)}"
-            )

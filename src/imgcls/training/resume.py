@@ -8,7 +8,6 @@ interrupted process logged after that checkpoint are purged, so no step appears 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -44,15 +43,6 @@ def resume_arguments(arguments: list[str]) -> list[str]:
     rest = [a for a in rest if not a.startswith("hydra.run.dir=")]
     quoted = _quote(str(Path(run_dir)))
     return [*replayed, *rest, f"hydra.run.dir={quoted}", f"{RESUME_KEY}={quoted}", "ckpt_path=last"]
-
-
-def finished_run(run_dir: Path) -> dict | None:
-    """The run's ``metrics.json`` record if it completed, else None."""
-    record = run_dir / "metrics.json"
-    if not record.is_file():
-        return None
-    summary = json.loads(record.read_text())
-    return summary if summary.get("status") == "ok" else None
 
 
 def last_global_step(checkpoint_path: Path) -> int | None:

@@ -1,10 +1,10 @@
-"""One training run: data, model and trainer from the config; fit, test, record."""
+"""One training run, composed from the config: data, classifier and trainer are built by
+separate functions (the seams that tests, the benchmark and new features call), and
+:func:`train` composes them: fit, one test pass, the report, the run's record."""
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 import time
 import traceback
 import warnings
@@ -13,33 +13,38 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from imgcls import console
 from imgcls.config import ConfigError, check_required, print_config_tree
+from imgcls.metrics import split_prefix
+from imgcls.run_record import METRICS_FILE, finished_record, write_record
 from imgcls.training.checkpointing import EXIT_SIGINT, SaveOnInterrupt
-from imgcls.training.resume import finished_run, last_global_step
+from imgcls.training.resume import last_global_step
 from imgcls.training.sweep import FAILED, in_multirun, survives
 
-METRICS_FILE = "metrics.json"
+# What the run resolved its ``auto`` settings to, next to Hydra's .hydra/config.yaml.
+RESOLVED_FILE = "resolved.yaml"
 
 
-def train(cfg: DictConfig) -> float | None:
+def train(cfg: DictConfig, extra_callbacks=()) -> float | None:
     """Train and test as configured; write ``metrics.json`` to the run directory.
 
-    Returns the best value of the monitored metric (what a sweeper optimizes); in a sweep, a
-    failed run returns ``FAILED`` (None, which Optuna records as a failed trial) so that the
-    sweep goes on. SIGTERM and Ctrl-C save a checkpoint and exit with 143 and 130.
+    ``extra_callbacks`` join the configured ones. Returns the best value of the monitored
+    metric (what a sweeper optimizes); in a sweep, a failed run returns ``FAILED`` (None,
+    which Optuna records as a failed trial) so that the sweep goes on. SIGTERM and Ctrl-C
+    save a checkpoint and exit with 143 and 130.
     """
     check_required(cfg)
     if cfg.get("print_config", True):
         print_config_tree(cfg)
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.get("resume") and (done := finished_run(run_dir)):
-        print(f"Run {run_dir} already finished ({done.get('epochs_trained')} epochs): nothing to resume.")
+    if cfg.get("resume") and (done := finished_record(run_dir)):
+        console.info(f"Run {run_dir} already finished ({done.get('epochs_trained')} epochs): nothing to resume.")
         return (done.get("best") or {}).get(cfg.monitor.metric)
     started = time.time()
     interrupt = SaveOnInterrupt()
     try:
-        return _fit_and_test(cfg, run_dir, started, interrupt)
+        return _fit_and_test(cfg, run_dir, started, [*extra_callbacks, interrupt])
     except BaseException as error:
         # A failed run still leaves a record, so a sweep summary can list it with its error.
         failure = {
@@ -48,34 +53,30 @@ def train(cfg: DictConfig) -> float | None:
             "traceback": traceback.format_exc(),
             "wall_time_s": round(time.time() - started, 2),
         }
-        if _is_rank_zero():
-            (run_dir / METRICS_FILE).write_text(json.dumps(failure, indent=2))
+        write_record(run_dir, failure, rank_zero=_is_rank_zero())
         if survives(error) and interrupt.exit_code != EXIT_SIGINT:
-            print(f"Sweep job failed, the sweep goes on: {run_dir}\n{failure['traceback']}", file=sys.stderr)
+            console.warn(f"Sweep job failed, the sweep goes on: {run_dir}\n{failure['traceback']}")
             return FAILED
         if interrupt.exit_code:
             raise SystemExit(interrupt.exit_code) from error
         raise
 
 
-def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, interrupt: SaveOnInterrupt) -> float | None:
-    # Lightning's own use of a torch API deprecated under it; nothing a user can act on.
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-    import lightning as L
-    from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
-
-    from imgcls.models.classifier import ImageClassifier
-    from imgcls.reports.tensorboard import log_final_hparams
-    from imgcls.training.cuda_probe import use_cached_probe_without_driver
-    from imgcls.training.fused_steps import resolve_fused_steps
-    from imgcls.training.history import MetricsHistory
-    from imgcls.training.precision import resolve_precision
-    from imgcls.training.rng import RngState
-
-    use_cached_probe_without_driver()
-    L.seed_everything(cfg.seed, workers=True)
+# --- the seams -------------------------------------------------------------------------
+def build_datamodule(cfg: DictConfig):
+    """The configured data module, prepared (downloads, decode caches: once, on rank zero)
+    and set up, so its class names, counts and input shape are known."""
     datamodule = instantiate(cfg.data)
+    if _is_local_rank_zero():  # the other processes start later, from rank zero's fit
+        datamodule.prepare_data()
     datamodule.setup("fit")
+    return datamodule
+
+
+def build_classifier(cfg: DictConfig, datamodule):
+    """The classifier for ``datamodule``'s classes, input shape and statistics."""
+    from imgcls.models.classifier import ImageClassifier
+
     model = ImageClassifier(
         net=_plain(cfg.model.net),
         num_classes=datamodule.num_classes,
@@ -92,37 +93,110 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, interrupt: Sav
         channels_last=cfg.get("channels_last", False),
         ordinal=getattr(datamodule, "ordinal", False),
     )
-    # Lightning unwraps a compiled module and compiles its forward in place.
-    fitted = _compiled(model) if cfg.get("compile", False) else model
-    history = MetricsHistory(cfg.monitor.metric, cfg.monitor.mode)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
-    callbacks += [history, RngState(), interrupt]
-    loggers = [_logger(c, cfg, callbacks) for c in (cfg.get("logger") or {}).values() if c]
-    # Callbacks that a switched-off feature makes meaningless are dropped rather than failing
-    # the run: the LR monitor without loggers, the progress bar with enable_progress_bar=false.
-    if not loggers:
-        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    if not cfg.trainer.get("enable_progress_bar", True):
-        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    if cfg.get("compile", False):
+        model.compile_net()
+    return model
+
+
+def build_callbacks(cfg: DictConfig) -> tuple[list, dict[int, dict]]:
+    """The configured callbacks, and each one's config by ``id`` (what the callback's own
+    attributes do not tell, e.g. a checkpoint's ``every_n_train_steps``)."""
+    from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
+
+    callbacks, configs = [], {}
+    for config in (cfg.get("callbacks") or {}).values():
+        if not config:
+            continue
+        callback = instantiate(config)
+        # Dropped rather than failing the run: the LR monitor without loggers, the progress
+        # bar with enable_progress_bar=false.
+        if isinstance(callback, LearningRateMonitor) and not _has_loggers(cfg):
+            continue
+        if isinstance(callback, ProgressBar) and not cfg.trainer.get("enable_progress_bar", True):
+            continue
+        callbacks.append(callback)
+        configs[id(callback)] = _plain(config)
+    return callbacks, configs
+
+
+def build_trainer(cfg: DictConfig, callbacks=(), **trainer_overrides):
+    """The configured ``lightning.Trainer`` with ``callbacks`` and the configured loggers;
+    ``trainer.precision: auto`` is resolved first."""
+    from imgcls.training.precision import resolve_precision
+
     resolve_precision(cfg)
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    callbacks = list(callbacks)
+    loggers = [_logger(c, cfg, callbacks) for c in (cfg.get("logger") or {}).values() if c]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **trainer_overrides)
     _refuse_ddp_in_local_sweep(trainer)
+    return trainer
+
+
+def configure_steps(cfg: DictConfig, trainer, model, datamodule, callback_configs=None) -> int:
+    """Resolve ``fused_steps`` for this trainer and hand it to the loader and the model."""
+    from imgcls.training import fused_steps
+
     batch_bytes = datamodule.batch_size * math.prod(datamodule.input_shape)  # uint8 images
-    fused_steps = resolve_fused_steps(cfg.get("fused_steps", 1), trainer, batch_bytes)
-    datamodule.fused_steps = fused_steps
-    model.fuse_steps(fused_steps, datamodule.batch_size)
+    steps = fused_steps.resolve_fused_steps(cfg.get("fused_steps", 1), trainer, batch_bytes, callback_configs)
+    fused_steps.configure(trainer, model, datamodule, steps)
+    return steps
+
+
+def compose(cfg: DictConfig, extra_callbacks=()):
+    """Data module, classifier and trainer of a run, wired together; also the history
+    callback (every epoch's validation metrics) and what ``auto`` settings resolved to."""
+    import lightning as L
+
+    from imgcls.training.cuda_probe import use_cached_probe_without_driver
+    from imgcls.training.epoch_log import EpochLog
+    from imgcls.training.history import MetricsHistory
+    from imgcls.training.rng import RngState
+
+    use_cached_probe_without_driver()
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = build_datamodule(cfg)
+    model = build_classifier(cfg, datamodule)
+    history = MetricsHistory(cfg.monitor.metric, cfg.monitor.mode)
+    callbacks, configs = build_callbacks(cfg)
+    trainer = build_trainer(cfg, [*callbacks, history, RngState(), EpochLog(), *extra_callbacks])
+    steps = configure_steps(cfg, trainer, model, datamodule, configs)
+    resolved = {
+        "precision": str(trainer.precision),
+        "accelerator": type(trainer.accelerator).__name__,
+        "devices": trainer.num_devices,
+        "fused_steps": steps,
+        "channels_last": bool(model.channels_last),
+        "compile": bool(cfg.get("compile", False)),
+    }
+    return datamodule, model, trainer, history, resolved
+
+
+# --- the run ---------------------------------------------------------------------------
+def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callbacks) -> float | None:
+    # Lightning's own use of a torch API deprecated under it; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    from imgcls.reports.tensorboard import log_final_hparams
+
+    datamodule, model, trainer, history, resolved = compose(cfg, extra_callbacks)
+    if trainer.is_global_zero:
+        OmegaConf.save(OmegaConf.create(resolved), run_dir / RESOLVED_FILE)
+    console.info("Resolved: " + ", ".join(f"{key}={value}" for key, value in resolved.items()))
 
     if cfg.train:
-        trainer.fit(fitted, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    test_metrics = {}
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     if cfg.test:
         best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         ckpt = best_path or (None if cfg.train else cfg.get("ckpt_path"))
-        results = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)
-        test_metrics = {key: value for result in results for key, value in result.items()}
+        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)
+    # The test pass's own numbers (float64), which the report shows too.
+    test_metrics = {
+        f"{split_prefix(name)}{key}": value
+        for name, metrics in model.test_results.items()
+        for key, value in metrics.items()
+    }
 
     report = None
-    if cfg.get("report", False) and cfg.test:
+    if cfg.get("report", False) and cfg.test and trainer.is_global_zero:
         from imgcls.reports.report import write_run_report
 
         report = write_run_report(model, datamodule, run_dir, trainer.loggers, trainer.global_step)
@@ -134,6 +208,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, interrupt: Sav
         "best_epoch": best.get("epoch"),
         "best": {key: value for key, value in best.items() if key != "epoch"},
         "test": test_metrics,
+        "test_samples": {name: len(p.labels) for name, p in model.test_predictions.items()},
         "epochs_trained": trainer.current_epoch,
         "best_checkpoint": trainer.checkpoint_callback.best_model_path
         if trainer.checkpoint_callback
@@ -144,11 +219,11 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, interrupt: Sav
             "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "frozen": sum(p.numel() for p in model.parameters() if not p.requires_grad),
         },
+        "resolved": resolved,
         "wall_time_s": round(time.time() - started, 2),
         "report": report,
     }
-    if trainer.is_global_zero:
-        (run_dir / METRICS_FILE).write_text(json.dumps(summary, indent=2))
+    write_record(run_dir, summary, rank_zero=trainer.is_global_zero)
     log_final_hparams(trainer.loggers, cfg, {**summary["best"], **test_metrics})
     _print_where(run_dir, report)
     return summary["best"].get(cfg.monitor.metric)
@@ -208,10 +283,14 @@ def _is_rank_zero() -> bool:
     return getattr(rank_zero_only, "rank", 0) == 0
 
 
-def _compiled(model):
-    import torch
+def _is_local_rank_zero() -> bool:
+    import os
 
-    return torch.compile(model)
+    return int(os.environ.get("LOCAL_RANK", 0)) == 0
+
+
+def _has_loggers(cfg: DictConfig) -> bool:
+    return any(bool(c) for c in (cfg.get("logger") or {}).values())
 
 
 def _plain(node) -> dict | None:
@@ -219,9 +298,8 @@ def _plain(node) -> dict | None:
 
 
 def _print_where(run_dir: Path, report: str | None) -> None:
-    print(f"\nRun directory: {run_dir}")
-    print(f"  metrics:     {run_dir / METRICS_FILE}")
+    lines = [f"\nRun directory: {run_dir}", f"  metrics:     {run_dir / METRICS_FILE}"]
     if report:
-        print(f"  report:      {report}")
-    print(f"  checkpoints: {run_dir / 'checkpoints'}")
-    print(f"  TensorBoard: tensorboard --logdir {run_dir}")
+        lines.append(f"  report:      {report}")
+    lines += [f"  checkpoints: {run_dir / 'checkpoints'}", f"  TensorBoard: tensorboard --logdir {run_dir}"]
+    console.info("\n".join(lines))

@@ -10,7 +10,6 @@ failed.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -19,9 +18,10 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from imgcls.run_record import OK, sweep_records
+
 # What a failed job returns to the sweeper.
 FAILED = None
-METRICS_FILE = "metrics.json"
 
 
 def in_multirun() -> bool:
@@ -33,25 +33,12 @@ def survives(error: BaseException) -> bool:
     return in_multirun() and not isinstance(error, KeyboardInterrupt)
 
 
-def job_records(sweep_dir: Path) -> list[tuple[Path, dict]]:
-    """Each job directory of a sweep with its ``metrics.json`` (a job that died before writing
-    one is reported as failed)."""
-    records = []
-    for job_dir in sorted(p.parent.parent for p in sweep_dir.glob("*/.hydra/config.yaml")):
-        record = job_dir / METRICS_FILE
-        if record.is_file():
-            records.append((job_dir, json.loads(record.read_text())))
-        else:
-            records.append((job_dir, {"status": "failed", "error": f"no {METRICS_FILE}: the job died"}))
-    return records
-
-
 class SweepSummary(Callback):
     """Hydra callback (conf/hydra/default.yaml): summarises a multirun when it ends."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        records = job_records(sweep_dir)
+        records = sweep_records(sweep_dir)
         print_job_table(records)
         try:
             from imgcls.reports.sweep_summary import write_sweep_summary
@@ -65,7 +52,7 @@ class SweepSummary(Callback):
                 print(f"Sweep summary: {paths.get('markdown')}")
             except Exception as error:
                 print(f"Could not write the sweep summary: {type(error).__name__}: {error}", file=sys.stderr)
-        failures = [(job_dir, record) for job_dir, record in records if record.get("status") != "ok"]
+        failures = [(job_dir, record) for job_dir, record in records if record.get("status") != OK]
         if failures:
             lines = "\n".join(
                 f"  {job_dir}: {record.get('error', record.get('status'))}" for job_dir, record in failures
