@@ -17,6 +17,8 @@ import torch
 import torchvision
 from local_http import Response, serve
 
+from imgcls.inference.loading import load_inference_model
+from imgcls.models.torchvision_net import TorchvisionNet
 from imgcls.models.weights import (
     PretrainedWeightsMissing,
     cache_dir,
@@ -206,6 +208,38 @@ def test_a_download_with_the_wrong_hash_prefix_is_refused(torch_home, monkeypatc
         with pytest.raises(PretrainedWeightsMissing, match=f"SHA-256 {actual}.*starting with {wrong}"):
             ensure_weights_file(weights)
     assert cached_files() == []  # neither the target nor a partial file
+
+
+# --- one file for training, prediction and comparison ------------------------------------------
+def test_training_and_prediction_read_the_same_cached_file_and_fail_alike_without_it(
+    torch_home, no_network, no_default_timeout_changes
+):
+    weights = resolve_weights("resnet18", "IMAGENET1K_V1")
+    weights_file(weights).parent.mkdir(parents=True)
+    torch.save(marked_resnet18(0.125), weights_file(weights))
+
+    trained = TorchvisionNet([3, 32, 32], 4, "resnet18", weights="IMAGENET1K_V1")  # what train.py builds
+    predicting = load_inference_model("resnet18:IMAGENET1K_V1")  # predict.py and the comparison
+    assert torch.all(trained.model.conv1.weight == 0.125)
+    assert torch.all(predicting.net.conv1.weight == 0.125)
+    assert predicting.weights_file == weights_file(weights)
+    assert no_network == []
+
+    weights_file(weights).unlink()
+    with pytest.raises(PretrainedWeightsMissing) as training_error:
+        TorchvisionNet([3, 32, 32], 4, "resnet18", weights="IMAGENET1K_V1")
+    with pytest.raises(PretrainedWeightsMissing) as prediction_error:
+        load_inference_model("resnet18:IMAGENET1K_V1")
+    assert str(training_error.value) == str(prediction_error.value)
+    message = str(prediction_error.value)
+    assert f"Put the file resnet18-f37072fd.pth into {torch_home / 'hub' / 'checkpoints'}" in message
+    assert weights.url in message
+
+
+def test_real_mobilenet_weights_predict_offline_from_the_cache(mobilenet_torch_home, no_network):
+    model = load_inference_model("mobilenet_v2:IMAGENET1K_V1")
+    assert model.weights_file == mobilenet_torch_home / "hub" / "checkpoints" / "mobilenet_v2-b0353104.pth"
+    assert len(model.class_names) == 1000 and no_network == []
 
 
 def test_the_weights_module_and_the_listing_import_without_torch():
