@@ -69,3 +69,22 @@ def test_compare_two_mobilenet_weights_and_a_checkpoint(
 def test_flops_are_counted_not_copied():
     linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5))
     assert count_flops(linear, (3, 2, 2)) == 2 * 12 * 5
+
+
+def test_a_missing_weights_file_is_reported_in_its_row(torch_home, monkeypatch, tmp_path):
+    import socket
+
+    from imgcls.models.weights import resolve_weights, weights_file
+
+    def refuse(*args, **kwargs):
+        raise ConnectionRefusedError("network disabled by the test")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    (tmp_path / "images" / "tabby").mkdir(parents=True)
+    Image.new("RGB", (40, 40)).save(tmp_path / "images" / "tabby" / "a.png")
+
+    table = compare_models(["resnet18:IMAGENET1K_V1"], tmp_path / "images")
+    error = table["error"].iloc[0]
+    path = weights_file(resolve_weights("resnet18", "IMAGENET1K_V1"))
+    assert error.startswith("PretrainedWeightsMissing: ")
+    assert f"Put the file {path.name} into {path.parent}" in error and pd.isna(table["acc1"].iloc[0])

@@ -15,13 +15,8 @@ from omegaconf import OmegaConf
 
 from imgcls.config import ConfigError, check_required
 from imgcls.models.classifier import ImageClassifier
-from imgcls.models.torchvision_net import (
-    PretrainedWeightsMissing,
-    TorchvisionNet,
-    available_models,
-    resolve_weights,
-    weights_file,
-)
+from imgcls.models.torchvision_net import TorchvisionNet
+from imgcls.models.weights import PretrainedWeightsMissing, available_models, resolve_weights, weights_file
 from imgcls.training.run import train
 
 NET = "imgcls.models.torchvision_net.TorchvisionNet"

@@ -79,45 +79,30 @@ def from_checkpoint(ckpt_path: str | Path) -> InferenceModel:
 
 
 def from_torchvision(model_name: str, weights_name: str = "DEFAULT") -> InferenceModel:
-    """A torchvision architecture with its pretrained weights (from ``$TORCH_HOME`` or a download)."""
-    from torchvision.models import get_model
+    """A torchvision architecture with its pretrained weights, from the same cache file that
+    training uses (``$TORCH_HOME/hub/checkpoints``, downloaded when missing and the network
+    allows; otherwise :class:`~imgcls.models.weights.PretrainedWeightsMissing` says which file
+    to put where)."""
+    from imgcls.models.weights import pretrained_model, resolve_weights, weights_file
 
-    weights = _weights(model_name, weights_name)
-    file = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-    try:
-        net = get_model(model_name, weights=weights)
-    except Exception as error:  # an offline machine fails inside urllib with an unhelpful message
-        raise RuntimeError(
-            f"cannot load {model_name}:{weights_name}: the file {file} is not there and could not be "
-            f"downloaded ({type(error).__name__}: {error})"
-        ) from error
-    return _imagenet_model(f"{model_name}:{weights_name}", net.eval(), weights, file)
+    weights = resolve_weights(model_name, weights_name)
+    net = pretrained_model(model_name, weights)
+    return _imagenet_model(f"{model_name}:{weights_name}", net.eval(), weights, weights_file(weights))
 
 
 def from_state_dict(model_name: str, state_dict_path: str | Path) -> InferenceModel:
     """A torchvision architecture loaded from a saved state dict (ImageNet categories and preprocessing)."""
     from torchvision.models import get_model
 
+    from imgcls.models.weights import resolve_weights
+
     path = Path(state_dict_path)
     if not path.is_file():
         raise FileNotFoundError(f"state dict not found: {path}")
-    weights = _weights(model_name, "DEFAULT")
+    weights = resolve_weights(model_name, pretrained=True)
     net = get_model(model_name, num_classes=len(weights.meta["categories"]))
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return _imagenet_model(f"{model_name}:{path.name}", net.eval(), weights, path)
-
-
-def _weights(model_name: str, weights_name: str):
-    from torchvision.models import get_model_weights, list_models
-
-    if model_name not in list_models():
-        raise ValueError(f"unknown torchvision model {model_name!r}; see torchvision.models.list_models()")
-    enum = get_model_weights(model_name)
-    try:
-        return enum[weights_name]
-    except KeyError:
-        choices = ", ".join(enum.__members__)
-        raise ValueError(f"{model_name} has no weights {weights_name!r}; choose one of {choices}") from None
 
 
 def _imagenet_model(name: str, net: nn.Module, weights, file: Path) -> InferenceModel:

@@ -18,15 +18,13 @@ import pandas as pd
 
 def weights_table(pattern: str = "") -> pd.DataFrame:
     """One row per (model, weights) whose model name contains ``pattern``."""
-    import torchvision
-
-    from imgcls.models.torchvision_net import available_models, weights_file
+    from imgcls.models.weights import available_models, weights_choices, weights_file
 
     rows = []
     for name in available_models():
         if pattern.lower() not in name.lower():
             continue
-        choices = torchvision.models.get_model_weights(name)
+        choices = weights_choices(name)
         for weights in choices:
             meta = weights.meta
             metrics = meta.get("_metrics", {}).get("ImageNet-1K", {})

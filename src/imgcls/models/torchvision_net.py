@@ -2,9 +2,10 @@
 
 ``TorchvisionNet`` builds ``torchvision.models.get_model(name)``, loads pretrained weights
 through torchvision's own cache (``$TORCH_HOME/hub/checkpoints``, so cached files work
-offline), replaces the classifier for the data's class count, and takes its preprocessing
-from the weights: their mean/std (``input_normalization``, applied by the classifier) and
-their input size (images are resized on the device, in batches, inside ``forward``).
+offline; :mod:`imgcls.models.weights` names, finds and downloads them), replaces the
+classifier for the data's class count, and takes its preprocessing from the weights: their
+mean/std (``input_normalization``, applied by the classifier) and their input size (images
+are resized on the device, in batches, inside ``forward``).
 
 Fine-tuning strategies (``finetune``):
 
@@ -13,15 +14,12 @@ Fine-tuning strategies (``finetune``):
   their running statistics are those of the pretrained weights;
 * ``gradual``: ``frozen`` until epoch ``unfreeze_at_epoch``, then the backbone trains with
   ``lr * backbone_lr_mult`` (the :class:`~imgcls.training.finetuning.GradualUnfreezing`
-  callback, which the net hands to Lightning through ``callbacks()``).
+  callback, which the net hands to Lightning through ``training_callbacks()``).
 """
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Sequence
-from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
@@ -32,70 +30,11 @@ from torchvision.models import WeightsEnum
 from torchvision.transforms import v2
 
 from imgcls.models.net_interface import ClassifierNet
+from imgcls.models.weights import pretrained_model, resolve_weights
 
 FINETUNE_STRATEGIES = ("full", "frozen", "gradual")
 # Input size of models trained from scratch: the ImageNet size every architecture accepts.
 SCRATCH_INPUT_SIZE = 224
-# Seconds a stalled download may wait for the network before it counts as failed.
-DOWNLOAD_TIMEOUT_S = 60
-
-
-class PretrainedWeightsMissing(FileNotFoundError):
-    """The weights file is not in the cache and could not be downloaded."""
-
-
-def available_models() -> list[str]:
-    """Every classification model torchvision builds by name."""
-    return torchvision.models.list_models(module=torchvision.models)
-
-
-def resolve_weights(name: str, weights: str | None = None, pretrained: bool = False) -> WeightsEnum | None:
-    """The weights ``weights`` names (e.g. ``IMAGENET1K_V2``), the default ones when only
-    ``pretrained`` is set, or None (random initialization)."""
-    if name not in available_models():
-        raise ValueError(
-            f"unknown torchvision model {name!r}; `python -m imgcls.models.list` lists the "
-            f"{len(available_models())} available ones"
-        )
-    if not weights and not pretrained:
-        return None
-    choices = torchvision.models.get_model_weights(name)
-    try:
-        return choices[weights or "DEFAULT"]
-    except KeyError:
-        known = ", ".join(member.name for member in choices)
-        raise ValueError(f"{name} has no weights {weights!r}; choose one of: {known}, DEFAULT") from None
-
-
-def weights_file(weights: WeightsEnum) -> Path:
-    """Where torchvision caches ``weights``: ``$TORCH_HOME/hub/checkpoints/<file name of the URL>``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
-
-
-def ensure_weights_file(weights: WeightsEnum) -> Path:
-    """The cached weights file, downloaded first if it is missing (when the network allows).
-
-    The cache is checked first, so an offline machine with the file never touches the network.
-    """
-    path = weights_file(weights)
-    if path.exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    match = torch.hub.HASH_REGEX.search(path.name)
-    previous_timeout = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-    try:
-        torch.hub.download_url_to_file(weights.url, str(path), hash_prefix=match.group(1) if match else None)
-    except (OSError, RuntimeError) as error:  # no network (URLError), timeout, or a bad hash
-        raise PretrainedWeightsMissing(
-            f"pretrained weights {weights} are not in the cache and could not be downloaded "
-            f"({type(error).__name__}: {error}). Put the file {path.name} into {path.parent} "
-            f"(download it from {weights.url}), or set TORCH_HOME to a directory whose "
-            f"hub/checkpoints/ holds it."
-        ) from error
-    finally:
-        socket.setdefaulttimeout(previous_timeout)
-    return path
 
 
 def preprocess_for(weights: WeightsEnum | None, input_size: Sequence[int] | None = None) -> v2.Compose:
@@ -242,8 +181,7 @@ class TorchvisionNet(ClassifierNet):
                 ) from None
             return model
         if self.weights is not None and load_weights:
-            ensure_weights_file(self.weights)  # torchvision then loads it from the cache
-            return torchvision.models.get_model(name, weights=self.weights, **kwargs)
+            return pretrained_model(name, self.weights, **kwargs)
         if self.weights is not None:  # the weights' class count, so their head is found and replaced
             kwargs.setdefault("num_classes", len(self.weights.meta["categories"]))
         return torchvision.models.get_model(name, **kwargs)
