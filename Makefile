@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # allocator that keeps activation buffers instead of faulting them in again every step.
 BENCH_ENV := OMP_PROC_BIND=close OMP_PLACES=cores MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824
 
-.PHONY: install demo test test-slow bench bench-jpeg lint clean
+.PHONY: install demo test test-unit test-slow bench bench-jpeg lint clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The unit tier, under a minute: run it after every edit.
+test-unit: install
+	$(BIN)/python -m pytest -q -m 'not slow and not e2e'
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from cifar_fixture import CLASS_NAMES, cifar_images, write_batch, write_cifar10
-from conftest import CONF_DIR, compose_config, run_train_py
+from conftest import compose_config, run_train_py
 from hydra.utils import instantiate
 from local_http import Response, serve
 
@@ -88,13 +88,6 @@ def test_default_config_is_seed_002s_cifar10(cifar_root):
     augment = datamodule.augment
     assert (augment.crop_padding, augment.hflip, augment.vflip, augment.rotation) == (4, True, False, 0)
 
-
-def test_cifar10_is_the_project_default():
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train")
-    assert cfg.data._target_ == "imgcls.data.cifar10.Cifar10DataModule"
 
 
 def _truncate(folder):
@@ -205,6 +198,7 @@ def test_download_extracts_an_archive_without_official_checksum(tmp_path, cifar_
     assert torch.equal(datamodule.splits.test.images, load(cifar_root).splits.test.images)
 
 
+@pytest.mark.e2e
 def test_train_py_end_to_end(tmp_path, cifar_root):
     run_train_py(
         "data=cifar10",

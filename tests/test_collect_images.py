@@ -69,6 +69,7 @@ def write_urls(path: Path, base: str, rows: list[tuple[str, str]]) -> Path:
     return path
 
 
+@pytest.mark.e2e
 def test_collects_decodable_unique_images_and_reports_every_failure(tmp_path, routes):
     rows = [
         ("/cat.jpg", "cat"),  # line 2

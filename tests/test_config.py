@@ -20,6 +20,7 @@ def group_options():
             yield group, option.stem
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("group", "option"), list(group_options()))
 def test_every_group_option_composes(group, option, tmp_path):
     # model=torchvision is the generic one: the user names the model.

@@ -27,6 +27,7 @@ def limited_run(tmp_path_factory):
     return run_dir
 
 
+@pytest.mark.e2e
 def test_metrics_json_and_the_report_show_the_same_test_numbers_under_a_limit(limited_run):
     record = json.loads((limited_run / "metrics.json").read_text())
     report = json.loads((limited_run / "report" / "evaluation.json").read_text())["test"]
@@ -39,6 +40,7 @@ def test_metrics_json_and_the_report_show_the_same_test_numbers_under_a_limit(li
     assert "Evaluated on 100 of its 360 images" in text
 
 
+@pytest.mark.e2e
 def test_a_limited_evaluation_scores_a_shuffled_sample_of_every_class(limited_run):
     from imgcls.data.digits import DigitsDataModule
     from imgcls.data.evaluation_order import EvaluationOrder
@@ -49,6 +51,7 @@ def test_a_limited_evaluation_scores_a_shuffled_sample_of_every_class(limited_ru
     assert len(set(labels.tolist())) == 10
 
 
+@pytest.mark.e2e
 def test_the_run_directory_records_what_auto_resolved_to(limited_run):
     resolved = OmegaConf.load(limited_run / "resolved.yaml")
     assert resolved.precision == "32-true" or resolved.precision.startswith("bf16")
@@ -56,6 +59,7 @@ def test_the_run_directory_records_what_auto_resolved_to(limited_run):
     assert json.loads((limited_run / "metrics.json").read_text())["resolved"] == OmegaConf.to_container(resolved)
 
 
+@pytest.mark.e2e
 def test_train_log_gets_one_line_per_epoch_and_the_console_too(tmp_path):
     result = run_train_py("model=logreg", "trainer.max_epochs=2", "report=false", log_dir=tmp_path)
     (log,) = tmp_path.rglob("train.log")
@@ -83,6 +87,7 @@ def test_debug_configs_run_the_real_path(debug):
     assert compose_config(f"debug={debug}").fused_steps == "auto"
 
 
+@pytest.mark.e2e
 def test_debug_limit_resolves_to_one_step_per_batch(tmp_path):
     train(compose_config("debug=limit", "model=logreg", "report=false", output_dir=tmp_path))
     record = json.loads((tmp_path / "metrics.json").read_text())
@@ -103,6 +108,7 @@ def test_the_sweep_summary_imports_neither_torch_nor_lightning():
     assert result.stdout.strip() == "[]"
 
 
+@pytest.mark.e2e
 def test_no_import_cycle_between_training_reports_and_inference():
     code = (
         "import importlib, pkgutil, imgcls\n"

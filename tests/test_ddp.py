@@ -40,6 +40,7 @@ def test_ddp_on_two_processes_reports_the_test_metrics_of_a_single_process(tmp_p
         assert record["test"][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
 
 
+@pytest.mark.e2e
 def test_ddp_in_a_local_sweep_is_refused_with_the_alternatives(tmp_path):
     result = run_train_py(
         "-m",

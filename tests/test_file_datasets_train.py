@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from conftest import run_train_py
 from image_fixtures import (
     CHARACTERS,
@@ -10,6 +11,9 @@ from image_fixtures import (
     make_class_folders,
     make_retinopathy,
 )
+
+# End-to-end runs: the default suite runs them, `make test-unit` skips them.
+pytestmark = pytest.mark.e2e
 
 
 def train_cnn_on(data: str, root, tmp_path, *overrides: str):

@@ -39,6 +39,7 @@ def rows(log: pd.DataFrame, column: str) -> pd.Series:
     return log.dropna(subset=[column]).set_index("step")[column]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("schedule", ["onecycle", "plateau"])  # per step; per epoch on a metric
 def test_fused_steps_train_to_the_same_numbers(tmp_path, schedule):
     extra = [f"scheduler={schedule}"]
@@ -113,6 +114,7 @@ def test_auto_groups_steps_unless_a_setting_counts_batches():
         resolve_fused_steps(0, _trainer())
 
 
+@pytest.mark.e2e
 def test_ema_from_the_command_line_averages_after_every_optimizer_step(tmp_path):
     ema = ["+callbacks.ema._target_=lightning.pytorch.callbacks.EMAWeightAveraging", "+callbacks.ema.decay=0.9"]
     cfg = compose_config("model=logreg", "trainer.max_epochs=2", "test=false", *ema, output_dir=tmp_path / "ema")
@@ -128,6 +130,7 @@ def test_ema_from_the_command_line_averages_after_every_optimizer_step(tmp_path)
         train(refused)
 
 
+@pytest.mark.e2e
 def test_grouped_steps_clip_gradients_like_lightning(tmp_path):
     clip = ["trainer.gradient_clip_val=0.05", "optimizer=sgd", "optimizer.lr=0.5"]
     plain, _, plain_ckpt = _run(tmp_path / "plain", "fused_steps=1", *clip)
@@ -143,6 +146,7 @@ def test_grouped_steps_clip_gradients_like_lightning(tmp_path):
     assert grouped["resolved"]["fused_steps"] == 4
 
 
+@pytest.mark.e2e
 def test_per_step_hooks_run_for_every_grouped_step(tmp_path):
     class CountSteps(Callback):
         def __init__(self):
@@ -167,6 +171,7 @@ def test_the_one_private_lightning_access_still_exists():
     assert isinstance(trainer.fit_loop.epoch_loop._batches_that_stepped, int)
 
 
+@pytest.mark.e2e
 def test_fused_steps_stop_at_max_steps(tmp_path):
     cfg = compose_config(
         "model=logreg", "trainer.max_steps=6", "fused_steps=4", "test=false", output_dir=tmp_path

@@ -192,6 +192,7 @@ def test_a_listing_that_refuses_the_csv_is_the_finding(tmp_path, photos):
     assert summary["problems"] == {"load_error": 1} and "unknown labels" in summary["load_error"]
 
 
+@pytest.mark.e2e
 def test_digits_report_and_tensorboard(tmp_path):
     run_dir = inspect_dataset(inspect_config(tmp_path, "data=digits", "inspect.samples_per_class=3"))
     counts = pd.read_csv(run_dir / "class_counts.csv", index_col="class")
@@ -213,6 +214,7 @@ def test_digits_report_and_tensorboard(tmp_path):
     assert "inspection/report/text_summary" in events.Tags()["tensors"]
 
 
+@pytest.mark.e2e
 def test_cifar_cli_finds_test_images_that_are_also_training_images(tmp_path):
     folder = write_cifar10(tmp_path / "cifar", per_batch=100)
     data, labels = cifar_images(600, seed=0)

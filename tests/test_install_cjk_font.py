@@ -78,6 +78,7 @@ def test_cannot_install_warns_and_succeeds(tmp_path, apt_get, uid, warning):
 @pytest.mark.skipif(
     not Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc").exists(), reason="needs fonts-wqy-microhei"
 )
+@pytest.mark.e2e
 def test_a_stale_matplotlib_font_cache_is_refreshed(tmp_path):
     """A font installed after matplotlib cached the font list is found after the install step."""
     python = sys.executable

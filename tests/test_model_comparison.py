@@ -32,6 +32,7 @@ def image_folder(tmp_path, tmp_path_factory):
     return root
 
 
+@pytest.mark.e2e
 def test_compare_two_mobilenet_weights_and_a_checkpoint(
     mobilenet_torch_home, image_folder, tmp_path_factory, tmp_path
 ):

@@ -24,6 +24,7 @@ def sweep(tmp_path_factory):
     return sweep_dir
 
 
+@pytest.mark.e2e
 def test_four_runs_with_readable_names(sweep):
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and (p / "metrics.json").exists())
     # Named by number (sorts right) and by what the job changed; display flags are left out.
@@ -37,6 +38,7 @@ def test_four_runs_with_readable_names(sweep):
         assert (job / ".hydra" / "config.yaml").is_file()
 
 
+@pytest.mark.e2e
 def test_event_files_hold_curves_confusion_matrices_and_hparams(sweep):
     for job in sorted(p for p in sweep.iterdir() if p.is_dir()):
         events = EventAccumulator(

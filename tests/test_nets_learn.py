@@ -7,6 +7,9 @@ import pytest
 
 from imgcls.training.run import train
 
+# End-to-end runs: the default suite runs them, `make test-unit` skips them.
+pytestmark = pytest.mark.e2e
+
 # Test accuracy after a few epochs on 360 held-out digits; chance is 10%.
 THRESHOLDS = {"logreg": 0.90, "mlp": 0.90, "cnn": 0.90, "cnn_bn": 0.90}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from conftest import CONF_DIR
 from digits_run import best_checkpoint, trained_digits_run
@@ -10,6 +11,10 @@ from hydra import compose, initialize_config_dir
 
 from imgcls.inference.loading import load_classifier
 from imgcls.inference.onnx_export import export_checkpoint, onnx_logits
+
+# End-to-end runs: the default suite runs them, `make test-unit` skips them.
+pytestmark = pytest.mark.e2e
+
 
 
 def test_exported_model_gives_the_checkpoints_outputs(tmp_path_factory, tmp_path):

@@ -55,6 +55,7 @@ def test_pretrained_mobilenet_names_real_photos_and_reports_bad_files(mobilenet_
     assert pd.isna(table.loc[str(photos / "notes.txt"), "label_1"])
 
 
+@pytest.mark.e2e
 def test_checkpoint_predictions_from_a_csv_match_the_model(tmp_path_factory, tmp_path):
     from imgcls.data.digits import DigitsDataModule
     from imgcls.inference.loading import load_classifier

@@ -17,6 +17,9 @@ from imgcls.metrics import Predictions, split_metrics
 from imgcls.reports.calibration import calibration_bins, plot_confidence_histogram, plot_reliability_diagram
 from imgcls.reports.error_gallery import mistake_caption, most_confident_mistakes
 
+# End-to-end runs: the default suite runs them, `make test-unit` skips them.
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):

@@ -161,6 +161,7 @@ def test_resume_replays_the_runs_own_overrides_in_its_directory(tmp_path):
         resume_arguments([f"resume={tmp_path / 'nothing'}"])
 
 
+@pytest.mark.e2e
 def test_same_seed_gives_identical_metrics(tmp_path):
     from conftest import compose_config
 

@@ -11,6 +11,7 @@ from imgcls.models.classifier import ImageClassifier
 from imgcls.training.run import class_weights, train
 
 
+@pytest.mark.e2e
 def test_early_stopping_tests_the_best_checkpoint(config_factory):
     cfg = config_factory(
         "callbacks=early_stopping",
@@ -35,6 +36,7 @@ def test_early_stopping_tests_the_best_checkpoint(config_factory):
     assert result["test/acc"] == pytest.approx(summary["test"]["test/acc"])
 
 
+@pytest.mark.e2e
 def test_checkpoint_alone_rebuilds_the_model(config_factory):
     cfg = config_factory("model=mlp", "trainer.max_epochs=1", "logger=none", "test=false")
     train(cfg)

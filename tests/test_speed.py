@@ -109,6 +109,7 @@ def _assert_close(a: dict, b: dict, loss_tol: float, acc_tol: float, splits=("be
             assert b[split][key] == pytest.approx(value, abs=tol), (split, key)
 
 
+@pytest.mark.e2e
 def test_channels_last_trains_to_the_same_numbers(tmp_path):
     plain, history = _run(tmp_path / "plain", "channels_last=false")
     fast, _ = _run(tmp_path / "channels_last", "channels_last=true")
@@ -120,6 +121,7 @@ def test_channels_last_trains_to_the_same_numbers(tmp_path):
     assert history["train/acc"].dropna().size == 3
 
 
+@pytest.mark.e2e
 def test_bf16_mixed_precision_stays_close_to_fp32(tmp_path):
     # bf16 rounds differently, so runs drift apart mid-training (and may pick another best
     # epoch): compare the trained models on the test set.
@@ -129,6 +131,7 @@ def test_bf16_mixed_precision_stays_close_to_fp32(tmp_path):
     _assert_close(plain, bf16, loss_tol=0.05, acc_tol=0.03, splits=("test",))
 
 
+@pytest.mark.e2e
 def test_compile_true_trains_an_epoch_of_the_demo_net(tmp_path):
     """compile=true compiles the net's forward only: metric updates and logging stay eager
     (tracing them failed inside torchmetrics)."""

@@ -10,6 +10,9 @@ import sys
 import pytest
 from conftest import REPO, TEST_OVERRIDES, run_train_py
 
+# End-to-end runs: the default suite runs them, `make test-unit` skips them.
+pytestmark = pytest.mark.e2e
+
 # Tiny jobs: 2 epochs of a few batches.
 TINY = ("model=cnn", "debug=limit", "test=false", "logger=csv")
 

@@ -60,6 +60,7 @@ FAMILIES = {
 }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", FAMILIES)
 def test_each_family_gets_a_new_head_and_trains_a_step(name):
     size = None if name.startswith("vit") else 80  # ViT takes only its own size
@@ -170,6 +171,7 @@ def test_missing_weights_name_the_file_the_directory_and_the_url(torch_home, mon
     assert path.name in message and str(path.parent) in message and "https://download.pytorch.org" in message
 
 
+@pytest.mark.e2e
 def test_train_py_resnet50_pretrained_from_the_cache_and_a_clear_error_without(
     tmp_path, torch_home, monkeypatch
 ):
@@ -224,6 +226,7 @@ def _backbone_state(net: TorchvisionNet) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in net.model.state_dict().items() if k not in head}
 
 
+@pytest.mark.e2e
 def test_frozen_keeps_backbone_and_batchnorm_statistics_and_trains_the_head():
     L.seed_everything(0)
     model, data = _digits_classifier({"name": "resnet18", "finetune": "frozen", "input_size": [32, 32]})
@@ -244,6 +247,7 @@ class _BackboneSnapshots(L.Callback):
         self.groups.append([(g.get("name"), g["lr"]) for g in trainer.optimizers[0].param_groups])
 
 
+@pytest.mark.e2e
 def test_gradual_unfreezes_the_backbone_at_the_configured_epoch_and_lr():
     L.seed_everything(0)
     net = {"name": "resnet18", "finetune": "gradual", "unfreeze_at_epoch": 2, "backbone_lr_mult": 0.1}
@@ -297,6 +301,7 @@ RECIPES = {
 }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("recipe", "data"), RECIPES.items())
 def test_recipe_composes_with_the_seed_setup(recipe, data, tmp_path):
     if not (CONF_DIR / "data" / f"{data}.yaml").exists():
