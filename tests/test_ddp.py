@@ -27,6 +27,7 @@ def test_ddp_on_two_processes_reports_the_test_metrics_of_a_single_process(tmp_p
     (run_dir,) = (tmp_path / "train" / "runs").iterdir()
     record = json.loads((run_dir / "metrics.json").read_text())
     assert record["status"] == "ok"
+    assert record["test_samples"] == {"test": 360}  # every test image once, across both processes
 
     from conftest import compose_config
 

@@ -13,17 +13,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DistributedSampler
 
 # Fixed, not the run's seed: two runs (or a run and evaluate.py) score the same samples
 # under the same limit.
 EVALUATION_ORDER_SEED = 0
 
 
-class EvaluationOrder(Sampler[int]):
+class EvaluationOrder(DistributedSampler):
+    """A ``DistributedSampler`` (already this process's share), so that Lightning does not
+    wrap it in a distributed sampler of its own."""
+
     def __init__(self, size: int, replicas: int = 1, rank: int = 0, seed: int = EVALUATION_ORDER_SEED):
-        if not 0 <= rank < replicas:
-            raise ValueError(f"rank {rank} is not in [0, {replicas})")
+        super().__init__(range(size), num_replicas=replicas, rank=rank, shuffle=False, seed=seed)
         order = torch.randperm(size, generator=torch.Generator().manual_seed(seed))
         self.indices = order[rank::replicas].tolist()
 

@@ -229,13 +229,15 @@ class ImageClassifier(L.LightningModule):
         )
 
     def _gathered_predictions(self, name: str) -> Predictions:
-        batches = self._test_batches[name]
-        columns = [torch.cat(column) for column in zip(*batches, strict=True)] if batches else []
-        if not columns:
-            k = self.hparams.num_classes
-            columns = [torch.zeros(0, k, device=self.device), *(torch.zeros(0, device=self.device),) * 3]
-            columns[1], columns[2] = columns[1].long(), columns[2].long()
-        probabilities, labels, positions, losses = (gather_rows(self, column) for column in columns)
+        # A process may hold no batch at all (a tiny or limited test set under DDP).
+        empty = (
+            torch.zeros(0, self.hparams.num_classes, device=self.device),
+            torch.zeros(0, dtype=torch.long, device=self.device),
+            torch.zeros(0, dtype=torch.long, device=self.device),
+            torch.zeros(0, device=self.device),
+        )
+        columns = zip(*(self._test_batches[name] or [empty]), strict=True)
+        probabilities, labels, positions, losses = (gather_rows(self, torch.cat(column)) for column in columns)
         order = positions.argsort()  # dataset order, whatever the number of processes
         weight = self.criterion.weight
         return Predictions(
