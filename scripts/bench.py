@@ -33,9 +33,14 @@ Timings on shared CPUs need ``OMP_PROC_BIND=close OMP_PLACES=cores`` and large
 other jobs keep busy, ``--threads 1 --clock cpu`` times each variant by this process's CPU
 time instead of the wall clock, which the neighbours disturb much less.
 
-A last part compares the speed options (channels_last, bf16 autocast, ``--compile``) on the
-hand-written loop, from fp32 in the default memory format, so their effect shows without any
-framework around them.
+A last part compares the speed options (channels_last, bf16 autocast) on the hand-written
+loop, from fp32 in the default memory format, so their effect shows without any framework
+around them. ``--compile`` (opt-in: a cold compile takes 20-60 s per model on this CPU) adds
+``compile=true`` to those options, and compares imgcls itself with ``compile=true`` to
+imgcls eager (``<model>-compile``, ratio compile/eager): both are the run ``train`` composes
+(``imgcls.training.run.compose``), their fits continued one epoch per round, interleaved.
+Compiled variants get one more warm-up round than ``--warmup``, which absorbs the compile,
+so their numbers are the speed after it.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from __future__ import annotations
 import argparse
 import copy
 import platform
+import warnings
 from contextlib import nullcontext
 from functools import cached_property
 from pathlib import Path
@@ -287,6 +293,25 @@ class Rounds(EpochClock):
         super().on_train_epoch_start(trainer, pl_module)
 
 
+class ImgclsEpochs:
+    """(b) one epoch per call, for comparing two configs of it: the data module, classifier
+    and trainer ``train`` runs (``imgcls.training.run.compose``), their fit continued by one
+    epoch each call (each call's fit also sets up, sanity-checks and checkpoints, untimed)."""
+
+    def __init__(self, cfg):
+        from imgcls.training.run import compose as compose_run
+
+        self.seconds: list[float] = []
+        self.datamodule, self.model, self.trainer, *_ = compose_run(cfg, [EpochClock(self.seconds.append)])
+
+    def epoch(self) -> float:
+        self.trainer.fit_loop.max_epochs = self.trainer.current_epoch + 1
+        with warnings.catch_warnings():  # the previous call's checkpoints, as in any continued fit
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+            self.trainer.fit(self.model, datamodule=self.datamodule)
+        return self.seconds.pop()
+
+
 # --- the benchmark --------------------------------------------------------------------------
 def compose(model: str | None, args, out_dir: Path, overrides: list[str], run: str | None = None):
     """``conf/train.yaml`` with ``data=photo_crops`` at the benchmark's sizes, ``model`` (if
@@ -378,10 +403,33 @@ def bench_options(model: str, args, out_dir: Path, device: torch.device) -> dict
         options["compile"] = {"compile": True}
     print(f"\n== {model} speed options on the hand-written loop, batch {base.batch_size}")
     variants = {name: HandWritten(base.changed(changes)) for name, changes in options.items()}
-    warmup = args.warmup + (1 if args.compile else 0)  # the first compiled epoch compiles
+    warmup = args.warmup + (1 if args.compile else 0)  # as in bench_compile
     results = interleave(variants, warmup, args.rounds, args.train_size).results()
     ratios = {f"{name}/fp32": ratio(results, name, "fp32") for name in options if name != "fp32"}
     return {"images_per_s": results, **ratios}
+
+
+def bench_compile(model: str, args, out_dir: Path, device: torch.device) -> dict:
+    """(b) with ``compile=true`` against (b) eager, one epoch of each fit per round."""
+    args = sized(model, args, out_dir, device)
+    print(f"\n== {model}: imgcls compiled vs eager, batch {args.batch_size}, {args.train_size} images/epoch")
+    # Each call's fit would print the model summary again (at its start, untimed).
+    quiet = "trainer.enable_model_summary=false"
+    variants = {
+        f"b_{mode}": ImgclsEpochs(
+            compose(
+                model,
+                args,
+                out_dir,
+                [quiet, *args.override, f"compile={mode == 'compile'}"],
+                f"{model}-{mode}",
+            )
+        )
+        for mode in ("eager", "compile")
+    }
+    warmup = args.warmup + 1  # the first compiled epoch compiles; the second was still slow here
+    results = interleave(variants, warmup, args.rounds, args.train_size).results()
+    return {"images_per_s": results, "compile/eager": ratio(results, "b_compile", "b_eager")}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -391,7 +439,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--options", nargs="*", default=["cnn"], help="models whose speed options to compare on (a)"
     )
-    parser.add_argument("--compile", action="store_true", help="add torch.compile to the speed options")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="for the --options models, also compile=true on (a), and (b) compiled vs (b) eager "
+        "(a cold compile takes 20-60 s per model on CPU)",
+    )
     parser.add_argument("--train-size", type=int, default=5120, help="images per epoch, at least")
     parser.add_argument(
         "--epoch-seconds", type=float, default=0.6, help="training epochs this long for (a), at least"
@@ -438,6 +491,8 @@ def main(argv: list[str] | None = None) -> dict:
         benchmarks[model] = bench_training(model, args, args.out, device)
     for model in args.options:
         benchmarks[f"{model}-options"] = bench_options(model, args, args.out, device)
+        if args.compile:
+            benchmarks[f"{model}-compile"] = bench_compile(model, args, args.out, device)
     print_table(benchmarks)
     write_report(report, args.out, "bench")
     return report
