@@ -10,25 +10,23 @@ under --folder); both pipelines deliver them resized to 224x224 as uint8 batches
     cache    ``DecodeCache.load`` (the first epoch decodes into a memory-mapped array, with
              the same ``load_image``), then batches sliced from that array
 
-Both pipelines run in one process, epoch by epoch, interleaved; the report is each epoch's
-time and the epoch-2+ speed-up (median, min, max over epochs 2.. of decode/cache). The
-input pipeline alone is timed: a model's step would be the same in both.
+Both pipelines run in one process, epoch by epoch, interleaved (scripts/bench_harness.py),
+on the wall clock; the report is each epoch's time, epoch 1's (the cache is built in it) and
+the images/s of epochs 2.. with the median, min and max of their per-epoch ratio cache/decode.
+The input pipeline alone is timed: a model's step would be the same in both.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
-import statistics
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+from bench_harness import clock, environment, interleave, print_table, ratio, write_report
 
 from imgcls.data.arrays import ImageArrays, keep_batch
 from imgcls.data.image_io import load_image
@@ -37,7 +35,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 SIZE = (224, 224)
 SOURCE_SIZE = 512
-BENCH_ENV = ("OMP_PROC_BIND", "OMP_PLACES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
 
 
 def jpeg_folder(folder: Path, count: int, seed: int = 0) -> list[Path]:
@@ -78,9 +75,11 @@ class DecodeEveryEpoch:
             DecodedFiles(paths), batch_size=batch_size, shuffle=True, num_workers=workers
         )
 
-    def epoch(self) -> None:
+    def epoch(self) -> float:
+        start = clock()
         for _images, _labels in self.loader:
             pass
+        return clock() - start
 
 
 class Cached:
@@ -93,7 +92,8 @@ class Cached:
         self.paths, self.batch_size = paths, batch_size
         self.loader = None
 
-    def epoch(self) -> None:
+    def epoch(self) -> float:
+        start = clock()
         if self.loader is None:
             with warnings.catch_warnings():  # the memmap is read-only, and only ever read
                 warnings.simplefilter("ignore", UserWarning)
@@ -104,6 +104,7 @@ class Cached:
             )
         for _images, _labels in self.loader:
             pass
+        return clock() - start
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -116,41 +117,35 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench")
     args = parser.parse_args(argv)
 
+    if args.epochs < 2:
+        parser.error("--epochs must be 2 or more: epoch 1 builds the cache")
+
     paths = jpeg_folder(args.folder, args.images)
     cache_dir = Path(tempfile.mkdtemp(prefix="imgcls_decode_cache_"))
     variants = {
         "decode": DecodeEveryEpoch(paths, args.batch_size, args.workers),
         "cache": Cached(paths, args.batch_size, cache_dir, args.workers),
     }
-    seconds: dict[str, list[float]] = {name: [] for name in variants}
-    try:
-        for epoch in range(args.epochs):
-            for name, variant in variants.items():
-                start = time.perf_counter()
-                variant.epoch()
-                seconds[name].append(time.perf_counter() - start)
-            print(f"epoch {epoch + 1}: " + "  ".join(f"{n} {s[-1]:.2f}s" for n, s in seconds.items()))
+    try:  # epoch 1 (building the cache) is the warm-up round
+        timings = interleave(variants, warmup=1, rounds=args.epochs - 1, work=args.images)
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
-    later = [d / c for d, c in zip(seconds["decode"][1:], seconds["cache"][1:], strict=True)]
+    results = timings.results()
+    seconds = timings.seconds
     report = {
         "images": args.images,
         "size": f"{SOURCE_SIZE}x{SOURCE_SIZE} JPEG -> {SIZE[0]}x{SIZE[1]}",
         "workers": args.workers,
-        "environment": {k: os.environ.get(k) for k in BENCH_ENV},
+        "environment": environment(),
         "epoch_seconds": seconds,
         "epoch1_cache/decode": seconds["cache"][0] / seconds["decode"][0],
-        "epoch2+_speedup": {"median": statistics.median(later), "min": min(later), "max": max(later)},
+        "benchmarks": {
+            "jpeg epochs 2+": {"images_per_s": results, "cache/decode": ratio(results, "cache", "decode")}
+        },
     }
-    s = report["epoch2+_speedup"]
-    print(
-        f"\nepoch 1: cache {seconds['cache'][0]:.2f}s (builds it) vs decode {seconds['decode'][0]:.2f}s; "
-        f"epochs 2+: cache is {s['median']:.1f}x faster (min {s['min']:.1f}, max {s['max']:.1f})"
-    )
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"bench_jpeg_{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(report, indent=2))
-    print(f"wrote {path}")
+    print_table(report["benchmarks"])
+    print(f"\nepoch 1: cache {seconds['cache'][0]:.2f}s (builds it) vs decode {seconds['decode'][0]:.2f}s")
+    write_report(report, args.out, "bench_jpeg")
     return report
 
 
