@@ -178,6 +178,10 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
     from imgcls.reports.tensorboard import log_final_hparams
 
     datamodule, model, trainer, history, resolved = compose(cfg, extra_callbacks)
+    if resolved["fused_steps"] > 1:
+        # Lightning compares its own (grouped) batch count with log_every_n_steps; the step
+        # losses are logged per optimizer step (models/classifier.py), so the warning is moot.
+        warnings.filterwarnings("ignore", message=r".*smaller than the logging interval")
     if trainer.is_global_zero:
         OmegaConf.save(OmegaConf.create(resolved), run_dir / RESOLVED_FILE)
     console.info("Resolved: " + ", ".join(f"{key}={value}" for key, value in resolved.items()))
