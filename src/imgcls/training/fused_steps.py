@@ -28,7 +28,7 @@ from imgcls.config import ConfigError
 # auto: up to this many steps, while a group's images (uint8, as loaded) stay within
 # AUTO_GROUP_BYTES. Small images have short steps, where the bookkeeping counts; large
 # images have long steps, and a group of them would only hold memory (4x as floats).
-AUTO_MAX_FUSED_STEPS = 16
+AUTO_MAX_FUSED_STEPS = 64
 AUTO_GROUP_BYTES = 32 * 2**20
 # Trainer options whose integer values count batches (a float is a fraction of the epoch).
 _BATCH_COUNTS = ("limit_train_batches", "val_check_interval", "overfit_batches")
@@ -126,23 +126,27 @@ def configure(trainer, model, datamodule, steps: int) -> None:
 def grouped_steps(module, images, labels):
     """``module.fused_steps`` optimizer steps, one per ``module.step_batch_size`` slice of the
     batch; returns each step's logits and losses (the last group of a run may stop early)."""
+    trainer = module.trainer
     optimizer = module.optimizers()
-    max_steps = module.trainer.max_steps  # Lightning checks it between its own steps only
+    step_schedules = _schedules(trainer, "step", plateau=False)
+    # Lightning checks max_steps between its own steps only; global_step counts every step.
+    steps_left = math.inf if trainer.max_steps < 0 else trainer.max_steps - module.global_step
     logits_seen, losses = [], []
     for step_images, step_labels in zip(
         images.split(module.step_batch_size), labels.split(module.step_batch_size), strict=True
     ):
-        if 0 <= max_steps <= module.global_step:
+        if len(losses) >= steps_left:
             break
         logits = module(step_images)
         loss = module.criterion(logits, step_labels)
         optimizer.zero_grad(set_to_none=True)
         module.manual_backward(loss)
         optimizer.step()  # counts global_step; clipping: the module's on_before_optimizer_step
-        step_schedulers(module, "step", plateau=False)
+        for schedule in step_schedules:
+            schedule.step()
         logits_seen.append(logits.detach())
         losses.append(loss.detach())
-    _advance_logger_steps(module.trainer, len(losses))
+    _advance_logger_steps(trainer, len(losses))
     return logits_seen, losses
 
 
@@ -158,11 +162,9 @@ def step_schedulers(module, interval: str, plateau: bool) -> None:
     """What Lightning's automatic optimization does with the schedules at each ``interval``;
     a plateau schedule steps on the monitored metric."""
     trainer = module.trainer
-    for config in trainer.lr_scheduler_configs:
-        if config.interval != interval or isinstance(config.scheduler, ReduceLROnPlateau) != plateau:
-            continue
+    for scheduler in _schedules(trainer, interval, plateau):
         if not plateau:
-            config.scheduler.step()
+            scheduler.step()
             continue
         monitor = module.hparams.monitor
         if monitor not in trainer.callback_metrics:
@@ -170,7 +172,15 @@ def step_schedulers(module, interval: str, plateau: bool) -> None:
                 f"the plateau schedule monitors {monitor!r}, which was not logged; "
                 f"logged: {sorted(trainer.callback_metrics)}"
             )
-        config.scheduler.step(trainer.callback_metrics[monitor])
+        scheduler.step(trainer.callback_metrics[monitor])
+
+
+def _schedules(trainer, interval: str, plateau: bool) -> list:
+    return [
+        config.scheduler
+        for config in trainer.lr_scheduler_configs
+        if config.interval == interval and isinstance(config.scheduler, ReduceLROnPlateau) == plateau
+    ]
 
 
 def optimizer_steps(trainer, fused_steps: int, batch_size: int) -> int:
