@@ -48,6 +48,23 @@ class BatchAugment(nn.Module):
         return f"crop_padding={self.crop_padding}, hflip={self.hflip}, vflip={self.vflip}, rotation={self.rotation}"
 
 
+class StepBatches:
+    """A group of training batches (training/fused_steps.py), augmented one step's batch at a
+    time, as the steps take them. Augmenting a whole group at once streams it through the
+    cache: 0.42-0.49 ms per 128 CIFAR images for a group of 64 batches here, against
+    0.25-0.33 ms batch by batch."""
+
+    def __init__(self, images: torch.Tensor, augment: BatchAugment, batch_size: int):
+        self.images, self.augment, self.batch_size = images, augment, int(batch_size)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.images) / self.batch_size)
+
+    def __iter__(self):
+        for images in self.images.split(self.batch_size):
+            yield self.augment(images)
+
+
 def to_unit_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 -> float32 in [0, 1]; float input is returned unchanged."""
     if images.dtype == torch.uint8:

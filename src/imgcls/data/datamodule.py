@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampler
 
 from imgcls.data.arrays import ImageArrays, WithIndex, keep_batch
-from imgcls.data.augment import BatchAugment, to_unit_float
+from imgcls.data.augment import BatchAugment, StepBatches, to_unit_float
 from imgcls.data.evaluation_order import EvaluationOrder
 
 # Mean/std are estimated from at most this many training images: enough for 3 decimals.
@@ -99,9 +99,11 @@ class ImageDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, *rest = batch  # labels, and each sample's position for evaluation batches
-        training = self.trainer is not None and self.trainer.training
-        images = self.augment(images) if training else to_unit_float(images)
-        return images, *rest
+        if self.trainer is None or not self.trainer.training:
+            return to_unit_float(images), *rest
+        if self.fused_steps > 1:  # a group: each step's batch is augmented as it is taken
+            return StepBatches(images, self.augment, self.batch_size), *rest
+        return self.augment(images), *rest
 
     # --- what the model needs to know --------------------------------------------------
     @property

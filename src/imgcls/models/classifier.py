@@ -153,7 +153,7 @@ class ImageClassifier(L.LightningModule):
             for logger in self.loggers:
                 logger.log_metrics({"train/loss_step": value}, step=first + i)
         if logged:
-            self.log("train/loss_step", losses[logged[-1]], prog_bar=True, logger=False)
+            self.log("train/loss_step", losses[logged[-1]], prog_bar=True, logger=False, batch_size=self.step_batch_size)
 
     def _logs_step_loss(self, step: int) -> bool:
         """Whether optimizer step ``step`` (0-based) logs its loss: every log_every_n_steps-th."""

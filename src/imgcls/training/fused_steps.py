@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from imgcls.config import ConfigError
@@ -124,17 +125,17 @@ def configure(trainer, model, datamodule, steps: int) -> None:
 
 
 def grouped_steps(module, images, labels):
-    """``module.fused_steps`` optimizer steps, one per ``module.step_batch_size`` slice of the
-    batch; returns each step's logits and losses (the last group of a run may stop early)."""
+    """One optimizer step per batch of the group ``images`` (the data module's
+    :class:`~imgcls.data.augment.StepBatches`, or a tensor of ``module.step_batch_size`` slices);
+    returns each step's logits and losses (the last group of a run may stop early)."""
     trainer = module.trainer
     optimizer = module.optimizers()
     step_schedules = _schedules(trainer, "step", plateau=False)
     # Lightning checks max_steps between its own steps only; global_step counts every step.
     steps_left = math.inf if trainer.max_steps < 0 else trainer.max_steps - module.global_step
     logits_seen, losses = [], []
-    for step_images, step_labels in zip(
-        images.split(module.step_batch_size), labels.split(module.step_batch_size), strict=True
-    ):
+    steps = images.split(module.step_batch_size) if isinstance(images, torch.Tensor) else images
+    for step_images, step_labels in zip(steps, labels.split(module.step_batch_size), strict=True):
         if len(losses) >= steps_left:
             break
         logits = module(step_images)
