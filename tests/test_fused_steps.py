@@ -180,3 +180,15 @@ def test_fused_steps_stop_at_max_steps(tmp_path):
     last = json.loads((tmp_path / "metrics.json").read_text())["last_checkpoint"]
     # Not 8: the group stops at max_steps, as Lightning's own steps do.
     assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == 6
+
+
+@pytest.mark.e2e
+def test_grouped_steps_augment_like_plain_steps(tmp_path):
+    """Each step's batch is augmented as the step takes it, so random crops and flips draw
+    the same numbers in the same order as one Lightning step per batch."""
+    common = ("data=photo_crops", "data.train_size=1024", "data.val_size=128", "data.test_size=128", "report=false")
+    _, _, plain = _run(tmp_path / "plain", "fused_steps=1", *common)
+    _, _, grouped = _run(tmp_path / "grouped", "fused_steps=4", *common)
+    assert grouped["global_step"] == plain["global_step"] == 3 * 1024 // 128
+    for key, state in plain["state_dict"].items():
+        assert torch.allclose(grouped["state_dict"][key].float(), state.float(), atol=1e-5), key
