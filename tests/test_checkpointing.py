@@ -6,7 +6,6 @@ import errno
 import json
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -42,14 +41,14 @@ def test_a_checkpoint_save_to_a_read_only_directory_fails_the_run(tmp_path, monk
     read_only.chmod(stat.S_IRUSR | stat.S_IXUSR)
     if os.geteuid() == 0:
         # Root ignores directory permissions: refuse writes there as the kernel would for a user.
-        create = tempfile.mkstemp
+        create = os.open
 
-        def refuse_read_only(*args, dir=None, **kwargs):
-            if Path(dir) == read_only:
-                raise PermissionError(errno.EACCES, "Permission denied", str(read_only))
-            return create(*args, dir=dir, **kwargs)
+        def refuse_read_only(path, flags, *args, **kwargs):
+            if flags & os.O_CREAT and Path(path).parent == read_only:
+                raise PermissionError(errno.EACCES, "Permission denied", str(path))
+            return create(path, flags, *args, **kwargs)
 
-        monkeypatch.setattr(tempfile, "mkstemp", refuse_read_only)
+        monkeypatch.setattr(os, "open", refuse_read_only)
     cfg = compose_config(
         "model=logreg",
         "debug=limit",

@@ -38,7 +38,7 @@ def evaluate(cfg: DictConfig) -> Path:
     run_dir = find_run_dir(ckpt)
     data_cfg = cfg.get("data") or _run_data_config(ckpt, run_dir)
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_classifier(ckpt, map_location=device)
+    model = load_classifier(ckpt, map_location=device, trust=cfg.get("trust_checkpoint", False))
     overrides = {"eval_batch_size": cfg.batch_size} if cfg.get("batch_size") else {}
     datamodule = instantiate(data_cfg, **overrides)
     datamodule.prepare_data()

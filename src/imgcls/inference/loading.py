@@ -40,29 +40,27 @@ class InferenceModel:
         return self.net(batch).float().softmax(dim=1)
 
 
-def load_inference_model(spec: str) -> InferenceModel:
+def load_inference_model(spec: str, trust_checkpoint: bool = False) -> InferenceModel:
     """The model a spec names (see the module docstring)."""
     if Path(spec).suffix in CHECKPOINT_SUFFIXES:
-        return from_checkpoint(spec)
+        return from_checkpoint(spec, trust=trust_checkpoint)
     name, _, weights = spec.partition(":")
     if Path(weights).suffix in STATE_DICT_SUFFIXES or "/" in weights:
         return from_state_dict(name, weights)
     return from_torchvision(name, weights or "DEFAULT")
 
 
-def load_classifier(ckpt_path: str | Path, map_location: str | torch.device = "cpu"):
-    """An imgcls ``ImageClassifier`` from its checkpoint, in eval mode."""
+def load_classifier(ckpt_path: str | Path, map_location: str | torch.device = "cpu", trust: bool = False):
+    """An imgcls ``ImageClassifier`` from its checkpoint, in eval mode; read as weights and
+    plain data only unless ``trust`` (a checkpoint someone sent must not run code)."""
     from imgcls.models.classifier import ImageClassifier
 
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    return ImageClassifier.from_checkpoint(path, map_location=map_location).eval()
+    return ImageClassifier.from_checkpoint(Path(ckpt_path), map_location=map_location, trust=trust).eval()
 
 
-def from_checkpoint(ckpt_path: str | Path) -> InferenceModel:
+def from_checkpoint(ckpt_path: str | Path, trust: bool = False) -> InferenceModel:
     """A trained imgcls checkpoint: images are decoded to its training input shape, in [0, 1]."""
-    model = load_classifier(ckpt_path)
+    model = load_classifier(ckpt_path, trust=trust)
     channels, height, width = (int(v) for v in model.hparams.input_shape)
 
     def preprocess(path):

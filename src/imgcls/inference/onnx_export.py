@@ -53,7 +53,7 @@ def export_checkpoint(cfg) -> Path:
     from imgcls.inference.loading import load_classifier
 
     ckpt = Path(cfg.ckpt_path)
-    model = load_classifier(ckpt)
+    model = load_classifier(ckpt, trust=cfg.get("trust_checkpoint", False))
     input_shape = list(model.hparams.input_shape)
     output = Path(cfg.output) if cfg.output else ckpt.with_suffix(".onnx")
     export_onnx(model, input_shape, output, cfg.opset, cfg.dynamo)

@@ -77,20 +77,26 @@ class ImageClassifier(L.LightningModule):
         self.fused_steps, self.step_batch_size, self._clip = 1, None, None
 
     @classmethod
-    def from_checkpoint(cls, path, map_location="cpu") -> ImageClassifier:
+    def from_checkpoint(cls, path, map_location="cpu", trust: bool = False) -> ImageClassifier:
         """Rebuild from the checkpoint alone. Its state dict holds every weight, so a net that
         can read pretrained weights (``load_weights``) is built without them: the file may
-        not be on the machine that evaluates or predicts."""
+        not be on the machine that evaluates or predicts. The file is read as weights and
+        plain data only unless ``trust`` (training/checkpointing.py)."""
         import inspect
 
         from hydra.utils import get_class
 
+        from imgcls.training.checkpointing import CheckpointReadError, read_checkpoint
+
         # Memory-mapped: only the hyper-parameters are read here; Lightning loads the weights.
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-        net = dict(checkpoint["hyper_parameters"]["net"])
+        checkpoint = read_checkpoint(path, trust=trust, mmap=True)
+        hyper_parameters = checkpoint.get("hyper_parameters") or {}
+        if "net" not in hyper_parameters or "state_dict" not in checkpoint:
+            raise CheckpointReadError(f"{path} is a PyTorch file, but not an imgcls checkpoint (no net, no state_dict)")
+        net = dict(hyper_parameters["net"])
         if "load_weights" in inspect.signature(get_class(net["_target_"])).parameters:
             net["load_weights"] = False
-        return cls.load_from_checkpoint(path, map_location=map_location, net=net)
+        return cls.load_from_checkpoint(path, map_location=map_location, net=net, weights_only=not trust)
 
     @property
     def class_names(self) -> list[str]:

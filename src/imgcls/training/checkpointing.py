@@ -1,9 +1,10 @@
-"""Checkpoints that are never lost: atomic writes, loud failures, a save on SIGTERM / Ctrl-C."""
+"""Checkpoint files: never lost (atomic writes, loud failures, a save on SIGTERM / Ctrl-C) and
+never run (read as weights and plain data only, with errors that say what is wrong)."""
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 import torch
@@ -22,6 +23,42 @@ class CheckpointSaveError(OSError):
     """A checkpoint could not be written; the run stops rather than train on unprotected."""
 
 
+class CheckpointReadError(ValueError):
+    """A file is not a readable checkpoint, or would run code to load."""
+
+
+# What a checkpoint from someone else must not do when it is loaded: run code. torch's
+# weights-only unpickler allows tensors and plain containers, all an imgcls checkpoint holds.
+TRUST_HINT = (
+    "imgcls loads checkpoints as weights and plain data only, so that a file cannot run code. "
+    "If you trust where this file comes from, pass trust_checkpoint=true."
+)
+
+
+def read_checkpoint(path, map_location="cpu", trust: bool = False, mmap: bool = False) -> dict:
+    """The checkpoint at ``path``, loaded with ``weights_only`` unless ``trust``; a file that is
+    missing, not a checkpoint, truncated, or that needs code to load raises with the reason."""
+    import pickle
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=not trust, mmap=mmap)
+    except pickle.UnpicklingError as error:
+        if "Weights only load failed" in str(error):
+            detail = str(error).split("Please file an issue")[0].strip().splitlines()[-1]
+            raise CheckpointReadError(
+                f"{path} holds more than weights and plain data ({detail}). {TRUST_HINT}"
+            ) from None
+        raise CheckpointReadError(f"{path} is not a PyTorch checkpoint: {error}") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise CheckpointReadError(
+            f"{path} is not a PyTorch checkpoint, or is truncated (an interrupted copy or download?): "
+            f"{type(error).__name__}: {error}"
+        ) from None
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes a temp file next to the target, fsyncs it, then ``os.replace``s the target.
 
@@ -29,13 +66,20 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     that fails (read-only directory, full disk) raises instead of being logged and ignored.
     """
 
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
+        """Resume and ``trainer.test(ckpt_path=...)`` read weights and plain data only."""
+        return read_checkpoint(path, map_location=map_location, trust=weights_only is False)
+
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
         target = Path(path)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            # os.open with 0o666, not mkstemp's 0o600: the saved file gets the mode a plain
+            # save would (the process umask applies), and the rename keeps it.
+            temp = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+            handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except OSError as error:
             raise CheckpointSaveError(f"cannot write checkpoint {target}: {error}") from error
         try:

@@ -49,10 +49,9 @@ def last_global_step(checkpoint_path: Path) -> int | None:
     """The optimizer step a checkpoint was taken at (read without loading the tensors)."""
     if not checkpoint_path.is_file():
         return None
-    import torch
+    from imgcls.training.checkpointing import read_checkpoint
 
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False, mmap=True)
-    return int(checkpoint["global_step"])
+    return int(read_checkpoint(checkpoint_path, mmap=True)["global_step"])
 
 
 def _quote(value: str) -> str:

@@ -186,12 +186,13 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
         OmegaConf.save(OmegaConf.create(resolved), run_dir / RESOLVED_FILE)
     console.info("Resolved: " + ", ".join(f"{key}={value}" for key, value in resolved.items()))
 
+    trust = bool(cfg.get("trust_checkpoint", False))
     if cfg.train:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=not trust)
     if cfg.test:
         best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         ckpt = best_path or (None if cfg.train else cfg.get("ckpt_path"))
-        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)
+        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=not trust)
     # The test pass's own numbers (float64), which the report shows too.
     test_metrics = {
         f"{split_prefix(name)}{key}": value
