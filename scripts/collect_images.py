@@ -8,6 +8,12 @@ by their content hash so the same image is stored once, however many URLs point 
 ``--report`` says otherwise: ``saved``, ``duplicate`` or ``failed`` with the reason.
 Connection errors, timeouts and HTTP 429/5xx are retried with exponential backoff;
 other HTTP errors (404, 403, ...) are not.
+
+Only ``http``/``https`` URLs are fetched (``--allow-scheme file`` adds others: a ``file://``
+row would copy a local file into the dataset). Each download has a total ``--deadline`` and
+a ``--max-bytes`` limit, whatever pace the server sends at. Rows whose label cannot be a
+folder name are refused before anything is downloaded, and the report is written row by
+row, so an interrupted run leaves the rows it did.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import heapq
 import http.client
 import os
 import sys
@@ -25,6 +32,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from PIL import Image
 
@@ -41,6 +49,9 @@ SUFFIX_OF_FORMAT = {
     "TIFF": ".tif",
 }
 REPORT_COLUMNS = ["line", "url", "label", "status", "file", "reason"]
+SCHEMES = ("http", "https")
+# The longest file name most file systems take (ext4, APFS, NTFS), in bytes of UTF-8.
+NAME_MAX = 255
 
 
 class DownloadError(Exception):
@@ -58,8 +69,9 @@ class Row:
     label: str
 
 
-def read_rows(csv_path: Path) -> tuple[list[Row], list[dict]]:
-    """The CSV's rows, and a report entry for each one that cannot be used (blank fields)."""
+def read_rows(csv_path: Path, schemes=SCHEMES) -> tuple[list[Row], list[dict]]:
+    """The CSV's rows, and a report entry for each one that cannot be used (blank fields, a
+    label that cannot be a folder, a URL scheme not in ``schemes``)."""
     with open(csv_path, newline="", encoding="utf-8-sig") as file:
         reader = csv.DictReader(file)
         missing = {"url", "label"} - set(reader.fieldnames or [])
@@ -68,7 +80,7 @@ def read_rows(csv_path: Path) -> tuple[list[Row], list[dict]]:
         rows, rejected = [], []
         for line, record in enumerate(reader, start=2):
             url, label = (record.get("url") or "").strip(), (record.get("label") or "").strip()
-            problem = _label_problem(label) if url else "blank url"
+            problem = (_url_problem(url, schemes) or _label_problem(label)) if url else "blank url"
             if problem:
                 rejected.append(_entry(Row(line, url, label), "failed", reason=problem))
             else:
@@ -76,12 +88,14 @@ def read_rows(csv_path: Path) -> tuple[list[Row], list[dict]]:
     return rows, rejected
 
 
-def download(url: str, timeout: float, retries: int, backoff: float, max_bytes: int) -> bytes:
+def download(
+    url: str, timeout: float, retries: int, backoff: float, max_bytes: int, deadline: float = 120.0
+) -> bytes:
     """The response body; raises :class:`DownloadError` after the last failed attempt."""
     attempt = 0
     while True:
         try:
-            return _fetch(url, timeout, max_bytes)
+            return _fetch(url, timeout, max_bytes, deadline)
         except DownloadError as error:
             if not error.retry or attempt == retries:
                 attempts = f" (after {attempt + 1} attempts)" if attempt else ""
@@ -90,11 +104,23 @@ def download(url: str, timeout: float, retries: int, backoff: float, max_bytes: 
         attempt += 1
 
 
-def _fetch(url: str, timeout: float, max_bytes: int) -> bytes:
+def _fetch(url: str, timeout: float, max_bytes: int, deadline: float) -> bytes:
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    give_up = time.monotonic() + deadline
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read(max_bytes + 1)
+            # In chunks, so that a server sending a byte a second (each read within the
+            # timeout) still ends at the deadline.
+            chunks, size = [], 0
+            while size <= max_bytes:
+                chunk = response.read1(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+                if time.monotonic() > give_up:
+                    raise DownloadError(f"not finished after --deadline={deadline:g} s", retry=False)
+            body = b"".join(chunks)
     except urllib.error.HTTPError as error:
         raise DownloadError(
             f"HTTP {error.code} {error.reason}", retry=error.code == 429 or error.code >= 500
@@ -138,25 +164,25 @@ def store(body: bytes, folder: Path, known: dict[str, Path]) -> tuple[str, Path 
     return "saved", target, ""
 
 
-def collect(rows: list[Row], root: Path, args) -> list[dict]:
-    """Download all rows (``args.workers`` at a time); decode, de-duplicate and save in order."""
+def collect(rows: list[Row], root: Path, args):
+    """Download all rows (``args.workers`` at a time); decode, de-duplicate and save in order,
+    yielding each row's report entry as it is done."""
     known = {_hash(path): path for path in root.glob("*/*") if path.is_file() and is_image_file(path)}
 
     def fetch(row: Row):
         try:
-            return download(row.url, args.timeout, args.retries, args.backoff, args.max_bytes), None
+            body = download(row.url, args.timeout, args.retries, args.backoff, args.max_bytes, args.deadline)
+            return body, None
         except DownloadError as error:
             return None, str(error)
 
-    entries = []
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
         for row, (body, error) in zip(rows, pool.map(fetch, rows), strict=True):
             if error is not None:
-                entries.append(_entry(row, "failed", reason=error))
+                yield _entry(row, "failed", reason=error)
                 continue
             status, file, reason = store(body, root / row.label, known)
-            entries.append(_entry(row, status, file=file, reason=reason))
-    return entries
+            yield _entry(row, status, file=file, reason=reason)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,16 +197,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backoff", type=float, default=1.0, help="seconds before the first retry, doubling")
     parser.add_argument("--workers", type=int, default=8, help="downloads in parallel")
     parser.add_argument("--max-bytes", type=int, default=50_000_000, help="larger files are refused")
+    parser.add_argument("--deadline", type=float, default=120.0, help="seconds a whole download may take")
+    parser.add_argument(
+        "--allow-scheme", action="append", default=[], help="URL schemes besides http(s), e.g. file"
+    )
     args = parser.parse_args(argv)
 
-    rows, rejected = read_rows(args.csv)
+    # Everything that can be checked is checked before the first download.
+    args.root = args.root.resolve()
+    rows, rejected = read_rows(args.csv, (*SCHEMES, *args.allow_scheme))
     args.root.mkdir(parents=True, exist_ok=True)
-    entries = sorted(rejected + collect(rows, args.root, args), key=lambda entry: entry["line"])
     report = args.report or args.root.with_name(f"{args.root.name}_report.csv")
+    entries = []
     with open(report, "w", newline="", encoding="utf-8") as file:
         writer = csv.DictWriter(file, fieldnames=REPORT_COLUMNS)
         writer.writeheader()
-        writer.writerows(entries)
+        done = collect(rows, args.root, args)
+        for entry in heapq.merge(rejected, done, key=lambda entry: entry["line"]):
+            writer.writerow(entry)
+            file.flush()  # row by row: a crash or Ctrl-C leaves the rows done so far
+            entries.append(entry)
     counts = {
         status: sum(e["status"] == status for e in entries) for status in ("saved", "duplicate", "failed")
     }
@@ -191,11 +227,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _url_problem(url: str, schemes) -> str:
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in schemes:
+        allowed = ", ".join(schemes)
+        return f"URL scheme {scheme or '(none)'!r} is not fetched ({allowed} only; --allow-scheme adds one)"
+    return ""
+
+
 def _label_problem(label: str) -> str:
     if not label:
         return "blank label"
     if label.startswith(".") or "/" in label or "\\" in label:
         return f"label {label!r} cannot be a folder name (no leading dot or slashes)"
+    if len(label.encode("utf-8")) > NAME_MAX:
+        return f"label is {len(label.encode('utf-8'))} bytes long, more than a folder name takes ({NAME_MAX})"
     return ""
 
 

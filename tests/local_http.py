@@ -16,6 +16,7 @@ class Response:
     status: int = 200
     delay: float = 0.0  # seconds before answering: makes a client time out
     content_type: str = "application/octet-stream"
+    trickle: float = 0.0  # seconds between single bytes of the body: a server that never stalls long
 
 
 @contextmanager
@@ -33,7 +34,12 @@ def serve(routes: dict[str, Response]) -> Iterator[tuple[str, dict[str, int]]]:
                 self.send_header("Content-Type", response.content_type)
                 self.send_header("Content-Length", str(len(response.body)))
                 self.end_headers()
-                self.wfile.write(response.body)
+                if not response.trickle:
+                    self.wfile.write(response.body)
+                for byte in response.body if response.trickle else b"":
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(response.trickle)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (timeout): expected for slow routes
 

@@ -127,3 +127,54 @@ def test_csv_without_url_label_header_is_refused(tmp_path):
         timeout=60,
     )
     assert result.returncode != 0 and "needs a header with columns url,label" in result.stderr
+
+
+def test_only_http_urls_are_fetched_unless_a_scheme_is_allowed(tmp_path, routes):
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(routes["/coffee.png"].body)
+    with serve({}) as (base, _):
+        csv_path = write_urls(tmp_path / "urls.csv", base, [(secret.as_uri(), "leak"), ("ftp://x/y.jpg", "ftp")])
+        _, report = run_collector(csv_path, tmp_path / "photos")
+        assert "URL scheme 'file' is not fetched" in report[2]["reason"]
+        assert "URL scheme 'ftp' is not fetched" in report[3]["reason"]
+        assert not (tmp_path / "photos" / "leak").exists()
+        _, report = run_collector(csv_path, tmp_path / "photos", "--allow-scheme", "file")
+        assert report[2]["status"] == "saved"
+
+
+def test_a_trickling_server_ends_at_the_deadline_and_long_labels_are_refused_first(tmp_path, routes):
+    import time
+
+    trickle = {"/trickle.jpg": Response(routes["/cat.jpg"].body, trickle=0.05)}
+    with serve(trickle) as (base, hits):
+        long_label = "x" * 300
+        csv_path = write_urls(tmp_path / "urls.csv", base, [("/trickle.jpg", "cat"), ("/trickle.jpg?2", long_label)])
+        started = time.monotonic()
+        _, report = run_collector(csv_path, tmp_path / "photos", "--deadline", "1", "--timeout", "5")
+        assert time.monotonic() - started < 30  # the whole file would take minutes
+        assert "not finished after --deadline=1 s" in report[2]["reason"]
+        assert "more than a folder name takes" in report[3]["reason"]
+        assert hits == {"/trickle.jpg": 1}  # the long label's URL was never requested
+
+
+def test_root_dot_works_and_the_report_is_written_row_by_row(tmp_path, routes):
+    import signal
+    import time
+
+    slow = {**routes, "/stall.jpg": Response(routes["/cat.jpg"].body, delay=30)}
+    work = tmp_path / "photos"
+    work.mkdir()
+    with serve(slow) as (base, _):
+        csv_path = write_urls(tmp_path / "urls.csv", base, [("/cat.jpg", "cat"), ("/stall.jpg", "cat")])
+        command = [sys.executable, str(SCRIPT), str(csv_path), ".", "--workers", "1", "--timeout", "60"]
+        process = subprocess.Popen(command, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        report = tmp_path / "photos_report.csv"  # beside root=., named after the folder
+        for _ in range(200):
+            if report.is_file() and "cat.jpg" in report.read_text():
+                break
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    rows = list(csv.DictReader(report.open(encoding="utf-8")))
+    assert [(row["line"], row["status"]) for row in rows] == [("2", "saved")]
+    assert len(list((work / "cat").iterdir())) == 1
