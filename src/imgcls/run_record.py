@@ -14,6 +14,8 @@ import json
 import os
 from pathlib import Path
 
+from imgcls.temp_files import temporary_path
+
 METRICS_FILE = "metrics.json"
 OK = "ok"
 MISSING = "missing"
@@ -32,7 +34,7 @@ def write_record(run_dir: str | Path, record: dict, rank_zero: bool = True) -> P
         return None
     path = record_path(run_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = temporary_path(path)
     temporary.write_text(json.dumps(record, indent=2))
     os.replace(temporary, path)
     return path

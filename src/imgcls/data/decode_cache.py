@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from imgcls.data.image_io import ImageDecodeError, load_image
+from imgcls.temp_files import remove_stale, temporary_path
 
 # Bump when the decoded pixels would change for the same files (e.g. a new resize method).
 CACHE_FORMAT = 1
@@ -115,8 +116,9 @@ class DecodeCache:
 
     def _build(self, key: str, paths: Sequence[str | Path], size: tuple[int, int], channels: int) -> None:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale(self.cache_dir)  # full-size arrays of builds that were killed
         # Per-process temporary names: parallel builders (e.g. DDP ranks) never share a file.
-        array_tmp = self.cache_dir / f"{key}.{os.getpid()}.tmp.npy"
+        array_tmp = temporary_path(self.cache_dir / f"{key}.npy")
         try:
             images = np.lib.format.open_memmap(
                 array_tmp, mode="w+", dtype=np.uint8, shape=(len(paths), channels, *size)
@@ -153,7 +155,7 @@ class DecodeCache:
         return bad
 
     def _write_json(self, path: Path, bad: dict[int, BadFile], count: int) -> None:
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp = temporary_path(path)
         record = [(index, item.path, item.reason) for index, item in sorted(bad.items())]
         try:
             tmp.write_text(

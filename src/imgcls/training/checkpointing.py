@@ -4,7 +4,6 @@ never run (read as weights and plain data only, with errors that say what is wro
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 import torch
@@ -13,6 +12,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from imgcls import console
+from imgcls.temp_files import remove_stale, temporary_path
 
 # Exit codes of a process stopped by a signal, as shells report them (128 + signal number).
 EXIT_SIGTERM = 143
@@ -76,9 +76,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         target = Path(path)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale(target.parent)  # what saves killed mid-write left behind
             # os.open with 0o666, not mkstemp's 0o600: the saved file gets the mode a plain
             # save would (the process umask applies), and the rename keeps it.
-            temp = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+            temp = temporary_path(target)
             handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except OSError as error:
             raise CheckpointSaveError(f"cannot write checkpoint {target}: {error}") from error
