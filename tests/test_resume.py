@@ -153,6 +153,7 @@ def test_resume_replays_the_runs_own_overrides_in_its_directory(tmp_path):
         "trainer.max_epochs=3",
         "trainer.max_epochs=5",
         f"hydra.run.dir={quoted}",
+        "hydra.output_subdir=.hydra/resume-1",  # the run's own .hydra/ stays as it was
         f"resume={quoted}",
         "ckpt_path=last",
     ]
@@ -179,3 +180,29 @@ def test_same_seed_gives_identical_metrics(tmp_path):
 
 if os.name != "posix":  # pragma: no cover - signals and fork are POSIX
     pytest.skip("POSIX only", allow_module_level=True)
+
+
+@pytest.mark.e2e
+def test_resume_keeps_the_csv_history_and_a_failed_resume_changes_no_log(tmp_path):
+    import pandas as pd
+
+    run_train_py("model=logreg", "trainer.max_epochs=2", "report=false", log_dir=tmp_path)
+    run_dir = only_run_dir(tmp_path)
+    record = run_dir / "metrics.json"
+    # As if the process had been killed after its epoch-2 checkpoint.
+    record.write_text(json.dumps({**json.loads(record.read_text()), "status": "interrupted"}))
+    history = run_dir / "csv" / "metrics.csv"
+    before = history.read_bytes()
+
+    failed = run_train_py(f"resume={run_dir}", "model=mlp", log_dir=tmp_path, check=False)
+    assert failed.returncode != 0  # an mlp cannot load a logistic regression's weights
+    assert history.read_bytes() == before
+
+    overrides = (run_dir / ".hydra" / "overrides.yaml").read_text()
+    assert "model=mlp" not in overrides  # the failed resume's own overrides are kept beside them
+    assert "model=mlp" in (run_dir / ".hydra" / "resume-1" / "overrides.yaml").read_text()
+
+    run_train_py(f"resume={run_dir}", "trainer.max_epochs=4", "report=false", log_dir=tmp_path)
+    epochs = pd.read_csv(history).dropna(subset=["val/acc"])
+    assert epochs["epoch"].tolist() == [0, 1, 2, 3]  # the first two epochs are still there
+    assert epochs["step"].is_monotonic_increasing

@@ -1,8 +1,9 @@
 """Continue a run in its own directory: ``python train.py resume=<run dir>``.
 
 The run's saved command-line overrides are replayed, so the config is the one it started
-with (later arguments still win), Hydra writes into the same directory, and Lightning
-loads ``checkpoints/last.ckpt``. TensorBoard continues the same run: events the
+with (later arguments still win), Hydra writes into the same directory (each resume's own
+config under ``.hydra/resume-<n>/``, the original left as it was), and Lightning loads
+``checkpoints/last.ckpt``. TensorBoard continues the same run: events the
 interrupted process logged after that checkpoint are purged, so no step appears twice.
 """
 
@@ -42,7 +43,12 @@ def resume_arguments(arguments: list[str]) -> list[str]:
     replayed = [o for o in OmegaConf.load(saved) if not str(o).startswith(_NOT_REPLAYED)]
     rest = [a for a in rest if not a.startswith("hydra.run.dir=")]
     quoted = _quote(str(Path(run_dir)))
-    return [*replayed, *rest, f"hydra.run.dir={quoted}", f"{RESUME_KEY}={quoted}", "ckpt_path=last"]
+    # Hydra would write this start's config over the run's own .hydra/: the run's original
+    # overrides stay as they were (a later plain resume replays them), and each resume's
+    # config and overrides go beside them, in .hydra/resume-<n>/.
+    previous = len(list((Path(run_dir) / ".hydra").glob("resume-*")))
+    record = f"hydra.output_subdir=.hydra/resume-{previous + 1}"
+    return [*replayed, *rest, f"hydra.run.dir={quoted}", record, f"{RESUME_KEY}={quoted}", "ckpt_path=last"]
 
 
 def last_global_step(checkpoint_path: Path) -> int | None:

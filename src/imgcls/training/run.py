@@ -248,11 +248,13 @@ def class_weights(setting, class_counts: list[int]) -> list[float] | None:
 
 
 def _logger(config: DictConfig, cfg: DictConfig, callbacks: list):
-    """A logger; on resume, TensorBoard drops what the interrupted run logged after the checkpoint."""
+    """A logger; on resume, TensorBoard and the CSV log drop what the interrupted run logged
+    after the checkpoint and keep everything before it."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     extra = {}
-    if cfg.get("resume") and config.get("_target_", "").endswith("TensorBoardLogger"):
+    purging = config.get("_target_", "").endswith(("TensorBoardLogger", "ResumableCSVLogger"))
+    if cfg.get("resume") and purging:
         last = [
             Path(c.dirpath) / "last.ckpt" for c in callbacks if isinstance(c, ModelCheckpoint) and c.dirpath
         ]
