@@ -3,6 +3,7 @@
 See conf/train.yaml for every option; ``python train.py --help`` lists the groups.
 """
 
+import os
 import sys
 
 import hydra
@@ -16,9 +17,15 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    from imgcls.config import ConfigError
     from imgcls.training.run import train
 
-    return train(cfg)
+    try:
+        return train(cfg)
+    except ConfigError as error:  # the user's setting: its message, not a traceback
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        sys.exit(f"Config error: {error}")
 
 
 if __name__ == "__main__":

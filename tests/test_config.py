@@ -1,5 +1,7 @@
 """The real config tree composes for every option of every group, and bad input fails clearly and early."""
 
+import re
+
 import pytest
 import torch
 from conftest import CONF_DIR, compose_config, run_train_py
@@ -119,3 +121,33 @@ def test_experiment_recipes_set_their_task_name(tmp_path):
     for recipe in sorted((CONF_DIR / "experiment").glob("*.yaml")):
         cfg = compose_config(f"experiment={recipe.stem}", output_dir=tmp_path)
         assert cfg.task_name != "train", f"{recipe.name} should name its task (outputs/<task_name>/...)"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.max_epochs=abc", "trainer.max_epochs='abc' must be an integer"),
+        ("seed=abc", "seed='abc' must be an integer"),
+        ("optimizer.lr=abc", "optimizer.lr='abc' must be a number"),
+        ("optimizer.lr=0", "optimizer.lr=0 must be > 0"),
+        ("data.batch_size=0", "data.batch_size=0 must be >= 1"),
+        ("data.num_workers=-1", "data.num_workers=-1 must be >= 0"),
+        ("scheduler=cosine scheduler.warmup=-2", "scheduler.warmup=-2 must be >= 0"),
+        ("data=folder data.root=x data.image_size=[0,0]", "data.image_size=[0, 0] must be [H, W]"),
+        ("data=folder data.root=x data.channels=2", "data.channels=2 must be 1 (grayscale) or 3"),
+        ("monitor.metric=val/accuracy", "monitor.metric='val/accuracy' is not a validation metric"),
+        ("monitor.metric=val/kappa", "monitor.metric=val/kappa is not logged for this data"),
+    ],
+)
+def test_bad_values_name_their_key_before_any_data_is_read(override, message, tmp_path):
+    cfg = compose_config(*override.split(), output_dir=tmp_path)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        train(cfg)
+
+
+@pytest.mark.e2e
+def test_a_config_error_prints_one_line_without_a_traceback(tmp_path):
+    result = run_train_py("trainer.max_epochs=abc", log_dir=tmp_path, check=False)
+    assert result.returncode == 1
+    assert "Config error: trainer.max_epochs='abc' must be an integer" in result.stderr
+    assert "Traceback" not in result.stderr

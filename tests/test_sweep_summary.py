@@ -116,5 +116,5 @@ def test_real_lr_sweep_with_a_failing_run(tmp_path):
     assert len(table) == 5
     assert (table["status"] == "ok").sum() == 4 and table["winner"].eq("★").sum() == 1
     failed_row = table[table["status"] == "failed"].iloc[0]
-    assert "Invalid learning rate" in failed_row["error"] and failed_row.name == 4  # failed rows last
+    assert "optimizer.lr=-1 must be > 0" in failed_row["error"] and failed_row.name == 4  # failed rows last
     assert paths["metric_vs_lr"].is_file() and paths["val_curves"].is_file()

@@ -87,3 +87,55 @@ def print_config_tree(
         text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
         tree.add(f"[bold]{key}[/bold]").add(Syntax(text.rstrip(), "yaml", background_color="default"))
     rich_print(tree)
+
+
+# Values whose type a typo on the command line gets wrong (`trainer.max_epochs=abc`): each is
+# checked before anything is loaded, with the key named. (key, kind, lowest value or None)
+_TYPED_VALUES = (
+    ("seed", int, None),
+    ("trainer.max_epochs", int, -1),
+    ("trainer.max_steps", int, -1),
+    ("trainer.log_every_n_steps", int, 0),
+    ("optimizer.lr", float, 0.0),
+    ("data.batch_size", int, 1),
+    ("data.eval_batch_size", int, 1),
+    ("data.num_workers", int, 0),
+    ("scheduler.warmup", int, 0),
+)
+MONITORABLE = ("val/loss", "val/acc", "val/precision", "val/recall", "val/f1", "val/top5", "val/kappa")
+
+
+def check_values(cfg: DictConfig) -> None:
+    """Fail on a value of the wrong type or range, naming its key, before any data is read."""
+    for key, kind, lowest in _TYPED_VALUES:
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is None:
+            continue
+        number = _as_number(value, kind)
+        if number is None:
+            raise ConfigError(f"{key}={value!r} must be {'an integer' if kind is int else 'a number'}")
+        if lowest is not None and (number < lowest or (key == "optimizer.lr" and number <= 0)):
+            bound = "> 0" if key == "optimizer.lr" else f">= {lowest}"
+            raise ConfigError(f"{key}={value!r} must be {bound}")
+    size = OmegaConf.select(cfg, "data.image_size", default=None)
+    if size is not None and (
+        len(size) != 2 or any(_as_number(side, int) is None or _as_number(side, int) < 1 for side in size)
+    ):
+        raise ConfigError(f"data.image_size={list(size)} must be [H, W], two positive integers")
+    channels = OmegaConf.select(cfg, "data.channels", default=None)
+    if channels is not None and channels not in (1, 3):
+        raise ConfigError(f"data.channels={channels!r} must be 1 (grayscale) or 3 (RGB)")
+    monitor = OmegaConf.select(cfg, "monitor.metric", default=None)
+    if monitor is not None and monitor not in MONITORABLE:
+        raise ConfigError(f"monitor.metric={monitor!r} is not a validation metric; choose one of {', '.join(MONITORABLE)}")
+    mode = OmegaConf.select(cfg, "monitor.mode", default="max")
+    if mode not in ("min", "max"):
+        raise ConfigError(f"monitor.mode={mode!r} must be 'min' or 'max'")
+
+
+def _as_number(value, kind):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value if kind is float or isinstance(value, int) else None
+    return None

@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from imgcls import console
-from imgcls.config import ConfigError, check_required, print_config_tree
+from imgcls.config import ConfigError, check_required, check_values, print_config_tree
 from imgcls.metrics import split_prefix
 from imgcls.run_record import METRICS_FILE, finished_record, write_record
 from imgcls.training.checkpointing import EXIT_SIGINT, SaveOnInterrupt
@@ -156,6 +156,12 @@ def compose(cfg: DictConfig, extra_callbacks=()):
     L.seed_everything(cfg.seed, workers=True)
     datamodule = build_datamodule(cfg)
     model = build_classifier(cfg, datamodule)
+    logged = ["val/loss", *model.val_metrics.keys()]
+    if cfg.monitor.metric not in logged:  # e.g. val/top5 with 5 classes, val/kappa unordered
+        raise ConfigError(
+            f"monitor.metric={cfg.monitor.metric} is not logged for this data ({datamodule.num_classes} "
+            f"classes); choose one of {', '.join(logged)}"
+        )
     history = MetricsHistory(cfg.monitor.metric, cfg.monitor.mode)
     callbacks, configs = build_callbacks(cfg)
     trainer = build_trainer(cfg, [*callbacks, history, RngState(), EpochLog(), *extra_callbacks])
@@ -173,6 +179,7 @@ def compose(cfg: DictConfig, extra_callbacks=()):
 
 # --- the run ---------------------------------------------------------------------------
 def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callbacks) -> float | None:
+    check_values(cfg)  # in here, so that a sweep records a bad job and goes on
     # Lightning's own use of a torch API deprecated under it; nothing a user can act on.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     from imgcls.reports.tensorboard import log_final_hparams
