@@ -101,8 +101,8 @@ def test_class_folders_are_split_stratified_and_reproducibly(class_tree, tmp_pat
 def test_train_val_test_folders_are_detected_and_a_missing_one_is_carved(class_tree, tmp_path):
     root = tmp_path / "presplit"
     for split in ("Train", "test"):
-        shutil.copytree(class_tree, root / split)
-    data = folder_data(root, tmp_path, val_fraction=0.25)
+        shutil.copytree(class_tree, root / split)  # the same pictures: accepted here, on purpose
+    data = folder_data(root, tmp_path, val_fraction=0.25, allow_overlap=True)
     assert data.class_names == ["cat", "coffee"]
     assert len(data.splits.test) == 2 * PER_CLASS
     assert len(data.splits.val) == 6 and len(data.splits.train) == 2 * PER_CLASS - 6
@@ -182,3 +182,21 @@ def test_a_folder_link_back_up_the_tree_is_not_followed(copy_of_tree, tmp_path):
     with pytest.warns(UserWarning, match="skipped 1 entries"):
         data = folder_data(copy_of_tree, tmp_path)
     assert len(data.splits.train) + len(data.splits.val) + len(data.splits.test) == 2 * PER_CLASS
+
+
+def test_the_same_picture_in_two_splits_stops_before_training(class_tree, tmp_path):
+    from imgcls.data.overlap import OverlapError
+
+    root = tmp_path / "presplit"
+    shutil.copytree(class_tree, root / "train")
+    (root / "test" / "cat").mkdir(parents=True)
+    leaked = sorted((root / "train" / "cat").glob("*.png"))[0]
+    shutil.copy(leaked, root / "test" / "cat" / "renamed.png")  # another name, the same pixels
+    shutil.copy(sorted((root / "train" / "coffee").glob("*.png"))[0], root / "test" / "cat" / "other.png")
+    (root / "test" / "coffee").mkdir()
+    shutil.copy(sorted((class_tree / "coffee").glob("*.png"))[1], root / "test" / "coffee" / "c.png")
+    with pytest.raises(OverlapError, match=r"renamed.png \(same pixels\)") as error:
+        folder_data(root, tmp_path)
+    assert "data.allow_overlap=true" in str(error.value) and leaked.name in str(error.value)
+    accepted = folder_data(root, tmp_path, allow_overlap=True)
+    assert len(accepted.overlaps) == 3 and any("renamed.png" in line for line in accepted.overlaps)

@@ -66,6 +66,8 @@ class ImageDataModule(L.LightningDataModule):
         self._fixed_mean = [float(value) for value in mean] if mean is not None else None
         self._fixed_std = [float(value) for value in std] if std is not None else None
         self.splits: DatasetSplits | None = None
+        # Samples found in two splits and accepted (data.allow_overlap): the report lists them.
+        self.overlaps: list[str] = []
 
     # --- what subclasses provide -------------------------------------------------------
     def load_splits(self) -> DatasetSplits:

@@ -19,6 +19,7 @@ from imgcls import console
 from imgcls.data.arrays import ImageArrays
 from imgcls.data.datamodule import DatasetSplits, ImageDataModule
 from imgcls.data.decode_cache import BadFile, BadImagesError, DecodeCache
+from imgcls.data.overlap import check_overlaps, find_overlaps
 from imgcls.data.streaming import StreamingImages
 
 BAD_FILES_REPORT = "bad_files.csv"
@@ -81,9 +82,11 @@ class FileDataModule(ImageDataModule):
         max_bad_fraction: float = 0.01,
         report_dir: str | Path | None = None,
         progress: bool = True,
+        allow_overlap: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.allow_overlap = bool(allow_overlap)
         if len(image_size) != 2:
             raise ValueError(f"data.image_size must be [H, W], got {list(image_size)}")
         self.image_size = (int(image_size[0]), int(image_size[1]))
@@ -127,6 +130,7 @@ class FileDataModule(ImageDataModule):
         pools = self._pools(files)
         decoded = {name: self._decode(paths) for name, paths in pools.items()}
         bad = {pool[i]: item for name, pool in pools.items() for i, item in decoded[name][1].items()}
+        self._bad_paths = set(bad)
         self._handle_bad(bad, total=sum(len(pool) for pool in pools.values()))
 
         def arrays(samples: FileSamples, pool_name: str):
@@ -140,13 +144,27 @@ class FileDataModule(ImageDataModule):
             images = np.ascontiguousarray(decoded[pool_name][0][rows])
             return ImageArrays(torch.from_numpy(images), torch.from_numpy(samples.labels))
 
-        return DatasetSplits(
+        splits = DatasetSplits(
             train=arrays(files.train, "main"),
             val=arrays(files.val, "main"),
             test=arrays(files.test, "main"),
             class_names=list(files.class_names),
             extra_tests={name: arrays(samples, name) for name, samples in files.extra_tests.items()},
         )
+        self._check_overlaps(files, splits)
+        return splits
+
+    def _check_overlaps(self, files: FileSplits, splits: DatasetSplits) -> None:
+        kept = {
+            name: [p for p in samples.paths if p not in self._bad_paths]
+            for name, samples in {"train": files.train, "val": files.val, "test": files.test,
+                                  **files.extra_tests}.items()
+        }
+        arrays = {"train": splits.train, "val": splits.val, "test": splits.test, **splits.extra_tests}
+        # Pixels too where they are in memory (the decode cache); file names alone otherwise.
+        images = {name: data.images.numpy() for name, data in arrays.items()} if self.cache else None
+        self.overlaps = find_overlaps(kept, images)
+        check_overlaps(self.overlaps, self.allow_overlap)
 
     def _decode(self, paths: list[str]) -> tuple[np.ndarray | None, dict[int, BadFile]]:
         """Every file fully decoded: (the cached images, or None when streaming; the bad ones)."""

@@ -62,6 +62,7 @@ def write_report(
     gallery_size: int = 16,
     confused_pairs_top: int = 20,
     title: str = "Evaluation report",
+    notes: Sequence[str] = (),
 ) -> Path:
     """Write tables, figures, ``evaluation.json`` and ``report.md`` into ``out_dir``; return report.md.
 
@@ -75,7 +76,7 @@ def write_report(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     writer = ReportWriter(out_dir, tensorboard, global_step)
-    lines = [f"# {title}", ""]
+    lines = [f"# {title}", "", *(f"> **Note:** {note}" for note in notes), *([""] if notes else [])]
     curves = run_dir and Path(run_dir) / CSV_METRICS
     if curves and curves.exists():
         epochs = epoch_metrics(curves)
@@ -194,6 +195,12 @@ def write_evaluation_report(model, datamodule, out_dir: str | Path, **kwargs) ->
     sets: the same predictions and metrics the test pass logged."""
     predictions = [with_images(p, datamodule) for p in model.test_predictions.values()]
     kwargs.setdefault("ordinal", bool(getattr(datamodule, "ordinal", False)))
+    if datamodule.overlaps:  # accepted with data.allow_overlap=true
+        shown = "; ".join(datamodule.overlaps[:5]) + (" ..." if len(datamodule.overlaps) > 5 else "")
+        kwargs.setdefault("notes", [
+            f"{len(datamodule.overlaps)} samples are in two splits (data.allow_overlap=true), so "
+            f"these numbers include images the model trained on: {shown}"
+        ])
     return write_report(predictions, out_dir, metrics=model.test_results, **kwargs)
 
 
