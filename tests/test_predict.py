@@ -88,3 +88,23 @@ def test_predict_needs_exactly_one_model(tmp_path):
 
     with pytest.raises(ConfigError, match="exactly one of ckpt_path"):
         run_predict(predict_config(f"input={tmp_path}"))
+
+
+@pytest.mark.e2e
+def test_file_names_that_are_not_utf8_are_predicted_and_written_escaped(tmp_path_factory, tmp_path):
+    import os
+
+    ckpt = best_checkpoint(trained_digits_run(tmp_path_factory.getbasetemp() / "digits_run"))
+    folder = tmp_path / "unzipped"
+    folder.mkdir()
+    image = Image.fromarray(np.zeros((8, 8), dtype=np.uint8))
+    image.save(folder / "ok.png")
+    with open(os.path.join(os.fsencode(folder), b"\xe7\xff.png"), "wb") as file:  # GBK-ish bytes
+        image.save(file, format="PNG")
+    output = tmp_path / "out.csv"
+    output.write_text("an older result\n")
+    run_predict(predict_config(f"ckpt_path='{ckpt}'", f"input={folder}", f"output={output}"))
+    table = pd.read_csv(output, keep_default_na=False)
+    assert len(table) == 2 and (table["error"] == "").all()  # both predicted
+    assert any("\\udce7\\udcff.png" in path for path in table["path"])  # shown with escapes
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -9,6 +10,7 @@ import torch
 
 from imgcls.data.image_io import IMAGE_SUFFIXES, ImageDecodeError, is_image_file
 from imgcls.inference.loading import InferenceModel
+from imgcls.temp_files import temporary_path
 
 ERROR_COLUMN = "error"
 
@@ -89,7 +91,14 @@ def run_predict(cfg) -> Path:
     table = predict_files(model, list_inputs(cfg.input, cfg.path_column), cfg.topk, cfg.batch_size)
     output = Path(cfg.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(output, index=False)
+    # Written whole or not at all; file names that are not valid UTF-8 (common in unzipped
+    # archives) are written with backslash escapes instead of failing the write.
+    temporary = temporary_path(output)
+    try:
+        table.to_csv(temporary, index=False, encoding="utf-8", errors="backslashreplace")
+        os.replace(temporary, output)
+    finally:
+        temporary.unlink(missing_ok=True)
     failed = int((table[ERROR_COLUMN] != "").sum())
     print(f"{len(table)} files, {failed} with errors -> {output}")
     return output
