@@ -128,3 +128,13 @@ def test_kappa_is_sklearns_quadratic_weighted_kappa():
     expected = cohen_kappa_score(target, predicted, weights="quadratic")
     assert metrics.compute()["val/kappa"].item() == pytest.approx(expected, abs=1e-5)
     assert "val/kappa" not in classification_metrics(5, "val/").keys()
+
+
+def test_images_in_a_sub_folder_are_found_and_data_image_dir_is_named(retina_copy, tmp_path):
+    images = retina_copy / "train"
+    images.mkdir()
+    for image in retina_copy.glob("*.jpeg"):
+        image.rename(images / image.name)  # as Kaggle's archive unpacks
+    with pytest.raises(LabelCSVError, match=r"set data.image_dir=train"):
+        retina_data(retina_copy, tmp_path)
+    assert len(retina_data(retina_copy, tmp_path, image_dir="train").splits.train) > 0

@@ -13,7 +13,13 @@ from pathlib import Path
 
 from imgcls.data.file_datamodule import FileDataModule, FileSamples, FileSplits
 from imgcls.data.image_io import IMAGE_SUFFIXES
-from imgcls.data.label_csv import LabelledIds, check_labels_and_files, read_column_pair, read_table
+from imgcls.data.label_csv import (
+    LabelCSVError,
+    LabelledIds,
+    check_labels_and_files,
+    read_column_pair,
+    read_table,
+)
 from imgcls.data.splits import stratified_split
 
 GRADES = ["No DR", "Mild", "Moderate", "Severe", "Proliferative DR"]
@@ -89,5 +95,26 @@ class RetinopathyDataModule(FileDataModule):
         )
 
     def _samples(self, table: LabelledIds) -> FileSamples:
-        paths = check_labels_and_files(table, len(self.grade_names), self.image_path)
+        try:
+            paths = check_labels_and_files(table, len(self.grade_names), self.image_path)
+        except LabelCSVError as error:
+            hint = self._image_dir_hint(table)
+            if hint:
+                raise LabelCSVError(f"{error}\n{hint}") from None
+            raise
         return FileSamples(paths, table.labels)
+
+    def _image_dir_hint(self, table: LabelledIds) -> str:
+        """Where the listed images are, when they are in a sub-folder of ``root`` (Kaggle's
+        archives unpack into ``train/``) rather than where ``data.image_dir`` says."""
+        missing = [i for i in table.ids if not self.image_path(i).is_file()]
+        if not missing:
+            return ""
+        name = self.image_path(missing[0]).name
+        for found in (*self.root.glob(f"*/{name}"), *self.root.glob(f"*/*/{name}")):
+            folder = found.parent.relative_to(self.root)
+            return (
+                f"{name} is in {found.parent}: images are read from <root>/<data.image_dir>/<id>"
+                f"{self.image_suffix}, so set data.image_dir={folder.as_posix()}"
+            )
+        return ""
