@@ -120,3 +120,40 @@ def test_streaming_scan_decodes_once_and_finds_the_same_bad_files(tmp_path, phot
     assert cache.scan([*photos, bad], SIZE, 1) == first
     assert len(decode_count) == len(photos) + 1
     assert not list((tmp_path / "cache").glob("*.npy"))  # a scan keeps no pixels
+
+
+def test_a_file_that_could_not_be_read_is_tried_again_next_run(tmp_path, monkeypatch):
+    """Root ignores file permissions, so the unreadable file is a PermissionError raised by
+    opening it; the file itself does not change, so the second run finds the same entry."""
+    import errno
+
+    from PIL import Image as PILImage
+
+    from imgcls.data import image_io
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    paths = []
+    for index in range(3):
+        path = folder / f"{index}.png"
+        PILImage.fromarray(np.full((8, 8), 40 * (index + 1), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    cache = DecodeCache(tmp_path / "cache", progress=False)
+    real_open = image_io.Image.open
+
+    def locked(path, *args, **kwargs):
+        if str(path) == paths[1]:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(image_io.Image, "open", locked)
+    first = cache.decode(paths, (8, 8), 1)
+    assert list(first.bad) == [1] and first.bad[1].retry and "cannot read file" in first.bad[1].reason
+    assert cache.scan(paths, (8, 8), 1)[1].retry  # streaming mode keeps it retryable too
+    monkeypatch.undo()  # `chmod 644`: readable now, unchanged otherwise
+
+    second = cache.decode(paths, (8, 8), 1)
+    assert second.bad == {}
+    assert int(second.images[1].mean()) == 80  # its pixels, decoded into the same entry
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
+    assert cache.scan(paths, (8, 8), 1) == {}

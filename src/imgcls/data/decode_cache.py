@@ -28,10 +28,12 @@ CACHE_FORMAT = 1
 
 @dataclass(frozen=True)
 class BadFile:
-    """A file that could not be decoded, and why."""
+    """A file that could not be decoded, and why; ``retry``: it could not be read at all, so
+    a cache entry remembers it only until the next run tries it again."""
 
     path: str
     reason: str
+    retry: bool = False
 
 
 class BadImagesError(ValueError):
@@ -76,10 +78,14 @@ class DecodeCache:
     def decode(self, paths: Sequence[str | Path], size: tuple[int, int], channels: int) -> DecodedImages:
         """Like :meth:`load`, but bad files are returned (zeros in their slots), not raised."""
         key = cache_key(paths, size, channels)
-        entry = self._read(key, (len(paths), channels, *size))
+        shape = (len(paths), channels, *size)
+        entry = self._read(key, shape)
         if entry is None:
             self._build(key, paths, size, channels)
-            entry = self._read(key, (len(paths), channels, *size))
+            entry = self._read(key, shape)
+        elif any(item.retry for item in entry.bad.values()):
+            self._retry_unread(key, paths, size, channels, entry.bad)
+            entry = self._read(key, shape)
         return entry
 
     def scan(self, paths: Sequence[str | Path], size: tuple[int, int], channels: int) -> dict[int, BadFile]:
@@ -88,9 +94,17 @@ class DecodeCache:
         key = cache_key(paths, size, channels)
         for record_path in (self.cache_dir / f"{key}.json", self.cache_dir / f"{key}.scan.json"):
             try:
-                return _bad_from_record(json.loads(record_path.read_text()))
+                bad = _bad_from_record(json.loads(record_path.read_text()))
             except (OSError, ValueError, KeyError):
                 continue
+            decoder = _Decoder(size, channels)
+            for index in [i for i, item in bad.items() if item.retry]:  # unread last time: try again
+                result = decoder(paths[index])
+                if isinstance(result, BadFile):
+                    bad[index] = result
+                else:
+                    del bad[index]
+            return bad
         bad = self._decode_all(paths, size, channels, into=None)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self._write_json(self.cache_dir / f"{key}.scan.json", bad, len(paths))
@@ -131,6 +145,24 @@ class DecodeCache:
         finally:
             array_tmp.unlink(missing_ok=True)
 
+    def _retry_unread(
+        self, key: str, paths: Sequence[str | Path], size: tuple[int, int], channels: int, bad: dict
+    ) -> None:
+        """Decode again the files an entry could not read, into their slots of the entry."""
+        decoder = _Decoder(size, channels)
+        images = np.load(self.cache_dir / f"{key}.npy", mmap_mode="r+")
+        bad = dict(bad)
+        for index in [i for i, item in bad.items() if item.retry]:
+            result = decoder(paths[index])
+            if isinstance(result, BadFile):
+                bad[index] = result
+            else:
+                images[index] = result
+                del bad[index]
+        images.flush()
+        del images
+        self._write_json(self.cache_dir / f"{key}.json", bad, len(paths))
+
     def _decode_all(
         self, paths: Sequence[str | Path], size: tuple[int, int], channels: int, into: np.ndarray | None
     ) -> dict[int, BadFile]:
@@ -156,7 +188,7 @@ class DecodeCache:
 
     def _write_json(self, path: Path, bad: dict[int, BadFile], count: int) -> None:
         tmp = temporary_path(path)
-        record = [(index, item.path, item.reason) for index, item in sorted(bad.items())]
+        record = [(index, item.path, item.reason, item.retry) for index, item in sorted(bad.items())]
         try:
             tmp.write_text(
                 json.dumps({"format": CACHE_FORMAT, "count": count, "bad": record}, ensure_ascii=False)
@@ -177,11 +209,11 @@ class _Decoder:
         try:
             return load_image(path, self.channels, self.size)
         except ImageDecodeError as error:
-            return BadFile(error.path, error.reason)
+            return BadFile(error.path, error.reason, error.transient)
 
 
 def _bad_from_record(record: dict) -> dict[int, BadFile]:
-    return {int(index): BadFile(path, reason) for index, path, reason in record["bad"]}
+    return {int(index): BadFile(*item) for index, *item in record["bad"]}
 
 
 def cache_key(paths: Sequence[str | Path], size: tuple[int, int], channels: int) -> str:

@@ -16,10 +16,13 @@ _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
 
 
 class ImageDecodeError(ValueError):
-    """A file that is not a decodable image: its path and the reason are in the message."""
+    """A file that is not a decodable image: its path and the reason are in the message.
 
-    def __init__(self, path: str | Path, reason: str):
-        self.path, self.reason = str(path), reason
+    ``transient``: the file could not be read at all (permissions, a missing link target,
+    an I/O error), which may not be so next time; a decode failure of its bytes is not."""
+
+    def __init__(self, path: str | Path, reason: str, transient: bool = False):
+        self.path, self.reason, self.transient = str(path), reason, transient
         super().__init__(f"{path}: {reason}")
 
 
@@ -53,8 +56,14 @@ def load_image(path: str | Path, channels: int = 3, size: tuple[int, int] | None
     except ImageDecodeError:
         raise
     except (OSError, ValueError, SyntaxError, Image.UnidentifiedImageError) as error:
-        reason = "empty file" if _is_empty(path) else f"cannot decode image ({type(error).__name__}: {error})"
-        raise ImageDecodeError(path, reason) from error
+        # Opening failed with an error number (EACCES, ENOENT, EIO...): the file was not read.
+        # PIL's decode errors carry none.
+        unread = isinstance(error, OSError) and error.errno is not None
+        if unread:
+            reason = f"cannot read file ({type(error).__name__}: {error})"
+        else:
+            reason = "empty file" if _is_empty(path) else f"cannot decode image ({type(error).__name__}: {error})"
+        raise ImageDecodeError(path, reason, transient=unread) from error
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1).copy()
 
 
