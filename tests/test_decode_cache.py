@@ -157,3 +157,21 @@ def test_a_file_that_could_not_be_read_is_tried_again_next_run(tmp_path, monkeyp
     assert int(second.images[1].mean()) == 80  # its pixels, decoded into the same entry
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
     assert cache.scan(paths, (8, 8), 1) == {}
+
+
+def test_a_cache_that_does_not_fit_on_the_disk_is_refused_before_writing(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from PIL import Image as PILImage
+
+    from imgcls.data.decode_cache import CacheSpaceError
+
+    path = tmp_path / "a.png"
+    PILImage.fromarray(np.zeros((64, 64), dtype=np.uint8)).save(path)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10**9, 10**9 - 1000, 1000))
+    cache_dir = tmp_path / "cache"
+    with pytest.raises(CacheSpaceError, match=r"needs 1 MiB in .*cache, which has 0 MiB free.*data.cache_dir"):
+        DecodeCache(cache_dir, progress=False).decode([str(path)] * 4, (64, 64), 1)
+    assert list(cache_dir.iterdir()) == []  # nothing half-written

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,6 +35,10 @@ class BadFile:
     path: str
     reason: str
     retry: bool = False
+
+
+class CacheSpaceError(OSError):
+    """The disk of the cache directory has no room for the decoded images."""
 
 
 class BadImagesError(ValueError):
@@ -131,6 +136,16 @@ class DecodeCache:
     def _build(self, key: str, paths: Sequence[str | Path], size: tuple[int, int], channels: int) -> None:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         remove_stale(self.cache_dir)  # full-size arrays of builds that were killed
+        # A memory-mapped array on a disk that fills up kills the process with SIGBUS, no
+        # message and a half-written file left behind: check the space first.
+        needed = len(paths) * channels * size[0] * size[1] + 2**20
+        free = shutil.disk_usage(self.cache_dir).free
+        if free < needed:
+            raise CacheSpaceError(
+                f"the decode cache needs {needed / 2**20:,.0f} MiB in {self.cache_dir}, which has "
+                f"{free / 2**20:,.0f} MiB free: free some space, set data.cache_dir to a larger disk, "
+                "or data.cache=false (decode every epoch)"
+            )
         # Per-process temporary names: parallel builders (e.g. DDP ranks) never share a file.
         array_tmp = temporary_path(self.cache_dir / f"{key}.npy")
         try:
