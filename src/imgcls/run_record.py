@@ -17,6 +17,9 @@ from pathlib import Path
 from imgcls.temp_files import temporary_path
 
 METRICS_FILE = "metrics.json"
+# What the run resolved its ``auto`` settings to (precision, grouped steps, memory format),
+# next to Hydra's .hydra/config.yaml.
+RESOLVED_FILE = "resolved.yaml"
 OK = "ok"
 MISSING = "missing"
 UNREADABLE = "unreadable"

@@ -87,7 +87,7 @@ def evaluate(cfg: DictConfig) -> Path:
 
 
 def _run_precision(run_dir: Path | None) -> str | None:
-    from imgcls.training.run import RESOLVED_FILE
+    from imgcls.run_record import RESOLVED_FILE
 
     resolved = run_dir / RESOLVED_FILE if run_dir else None
     if resolved and resolved.is_file():

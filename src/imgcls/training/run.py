@@ -16,13 +16,10 @@ from omegaconf import DictConfig, OmegaConf
 from imgcls import console
 from imgcls.config import ConfigError, check_required, check_values, print_config_tree
 from imgcls.metrics import split_prefix
-from imgcls.run_record import METRICS_FILE, finished_record, write_record
+from imgcls.run_record import METRICS_FILE, RESOLVED_FILE, finished_record, write_record
 from imgcls.training.checkpointing import EXIT_SIGINT, SaveOnInterrupt
 from imgcls.training.resume import last_global_step
 from imgcls.training.sweep import FAILED, in_multirun, survives
-
-# What the run resolved its ``auto`` settings to, next to Hydra's .hydra/config.yaml.
-RESOLVED_FILE = "resolved.yaml"
 
 
 def train(cfg: DictConfig, extra_callbacks=()) -> float | None:
@@ -126,7 +123,8 @@ def build_trainer(cfg: DictConfig, callbacks=(), **trainer_overrides):
 
     resolve_precision(cfg)
     callbacks = list(callbacks)
-    loggers = [_logger(c, cfg, callbacks) for c in (cfg.get("logger") or {}).values() if c]
+    purge_step = _resumed_step(callbacks) if cfg.get("resume") else None
+    loggers = [_logger(c, purge_step) for c in (cfg.get("logger") or {}).values() if c]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **trainer_overrides)
     _refuse_ddp_in_local_sweep(trainer)
     return trainer
@@ -254,21 +252,21 @@ def class_weights(setting, class_counts: list[int]) -> list[float] | None:
     return weights
 
 
-def _logger(config: DictConfig, cfg: DictConfig, callbacks: list):
-    """A logger; on resume, TensorBoard and the CSV log drop what the interrupted run logged
-    after the checkpoint and keep everything before it."""
+def _resumed_step(callbacks: list) -> int | None:
+    """The global step of the checkpoint a resume continues from (its ``last.ckpt``)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    extra = {}
+    last = [Path(c.dirpath) / "last.ckpt" for c in callbacks if isinstance(c, ModelCheckpoint) and c.dirpath]
+    return last_global_step(last[0]) if last else None
+
+
+def _logger(config: DictConfig, purge_step: int | None):
+    """A logger; on resume, TensorBoard and the CSV log drop what the interrupted run logged
+    after the checkpoint and keep everything before it."""
     purging = config.get("_target_", "").endswith(("TensorBoardLogger", "ResumableCSVLogger"))
-    if cfg.get("resume") and purging:
-        last = [
-            Path(c.dirpath) / "last.ckpt" for c in callbacks if isinstance(c, ModelCheckpoint) and c.dirpath
-        ]
-        step = last_global_step(last[0]) if last else None
-        # Steps before the checkpoint's global step log at x < step (an epoch's end at step - 1);
-        # everything from x = step on was logged after it, and the resumed run logs it again.
-        extra = {"purge_step": step} if step is not None else {}
+    # Steps before the checkpoint's global step log at x < step (an epoch's end at step - 1);
+    # everything from x = step on was logged after it, and the resumed run logs it again.
+    extra = {"purge_step": purge_step} if purging and purge_step is not None else {}
     return instantiate(config, **extra)
 
 
