@@ -5,6 +5,7 @@ DDP process."""
 from __future__ import annotations
 
 import logging
+import warnings
 
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -19,3 +20,9 @@ def info(message: str) -> None:
 @rank_zero_only
 def warn(message: str) -> None:
     log.warning(message)
+
+
+def silence_library_noise() -> None:
+    """Warnings of the libraries' own internals that nothing a user does can change."""
+    # Lightning's use of a torch API deprecated under it.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")

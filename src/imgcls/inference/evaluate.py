@@ -30,10 +30,12 @@ def evaluate(cfg: DictConfig) -> Path:
     import torch
     from torch.utils.tensorboard import SummaryWriter
 
+    from imgcls import console
     from imgcls.inference.loading import load_classifier
     from imgcls.reports.report import write_evaluation_report
     from imgcls.training.precision import fastest_precision
 
+    console.silence_library_noise()
     ckpt = Path(cfg.ckpt_path)
     run_dir = find_run_dir(ckpt)
     data_cfg = cfg.get("data") or _run_data_config(ckpt, run_dir)

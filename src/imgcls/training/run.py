@@ -178,8 +178,7 @@ def compose(cfg: DictConfig, extra_callbacks=()):
 # --- the run ---------------------------------------------------------------------------
 def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callbacks) -> float | None:
     check_values(cfg)  # in here, so that a sweep records a bad job and goes on
-    # Lightning's own use of a torch API deprecated under it; nothing a user can act on.
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    console.silence_library_noise()
     from imgcls.reports.tensorboard import log_final_hparams
 
     datamodule, model, trainer, history, resolved = compose(cfg, extra_callbacks)
