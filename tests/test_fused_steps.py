@@ -13,7 +13,7 @@ from conftest import compose_config
 from lightning.pytorch.callbacks import Callback
 
 from imgcls.config import ConfigError
-from imgcls.training.fused_steps import AUTO_MAX_FUSED_STEPS, resolve_fused_steps
+from imgcls.training.fused_steps import AUTO_MAX_FUSED_STEPS, backward_for, resolve_fused_steps
 from imgcls.training.run import train
 
 
@@ -162,6 +162,35 @@ def test_per_step_hooks_run_for_every_grouped_step(tmp_path):
     cfg = compose_config("model=logreg", "trainer.max_epochs=1", "fused_steps=4", "test=false", output_dir=tmp_path)
     train(cfg, extra_callbacks=[counter])
     assert counter.backward == counter.optimizer_steps == 19
+
+
+def test_steps_skip_manual_backward_only_where_it_would_do_nothing_more():
+    """Grouped steps call ``loss.backward()`` directly only where ``manual_backward`` would
+    add nothing: no gradient scaler, no backward hook of a callback or the module, no profiler."""
+
+    class BackwardHook(Callback):
+        def on_after_backward(self, trainer, pl_module):
+            pass
+
+    class ModuleHook(L.LightningModule):
+        def on_before_backward(self, loss):
+            pass
+
+    def chosen(trainer, module=None):
+        module = module or L.LightningModule()
+        module.trainer = trainer
+        return backward_for(module)
+
+    assert chosen(_trainer()) is torch.Tensor.backward
+    assert chosen(_trainer(callbacks=[_PerBatch()])) is torch.Tensor.backward
+    for trainer, module in [
+        (_trainer(callbacks=[BackwardHook()]), None),
+        (_trainer(), ModuleHook()),
+        (_trainer(profiler="simple"), None),
+        (_trainer(precision="bf16-mixed"), None),
+    ]:
+        backward = chosen(trainer, module)
+        assert backward.__func__ is L.LightningModule.manual_backward, (trainer, module)
 
 
 def test_the_one_private_lightning_access_still_exists():
