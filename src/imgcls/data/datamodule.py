@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampl
 from imgcls.data.arrays import ImageArrays, WithIndex, keep_batch
 from imgcls.data.augment import BatchAugment, StepBatches, to_unit_float
 from imgcls.data.evaluation_order import EvaluationOrder
+from imgcls.data.resident import ResidentBatches, resident_device
 
 # Mean/std are estimated from at most this many training images: enough for 3 decimals.
 _STATS_SAMPLE = 10_000
@@ -46,6 +47,8 @@ class ImageDataModule(L.LightningDataModule):
         std: list[float] | None = None,
         sampler: str = "random",
         ordinal: bool = False,
+        resident: str | bool = "auto",
+        resident_memory_share: float = 0.5,
     ):
         super().__init__()
         if sampler not in ("random", "weighted"):
@@ -60,6 +63,9 @@ class ImageDataModule(L.LightningDataModule):
         self.fused_steps = 1
         self.eval_batch_size = int(eval_batch_size or batch_size)
         self.num_workers = int(num_workers)
+        # The training split on the training device, batched there (data/resident.py).
+        self.resident, self.resident_memory_share = resident, float(resident_memory_share)
+        self._resident_train: ImageArrays | None = None
         self.augment = BatchAugment(**dict(augment or {}))
         # Plain floats: a config's ListConfig would end up in the model's checkpoint hparams,
         # which torch.load(weights_only=True) refuses to read back.
@@ -79,16 +85,41 @@ class ImageDataModule(L.LightningDataModule):
             self.splits = self.load_splits()
             self._check_labels()
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | ResidentBatches:
         batch_size = self.batch_size * self.fused_steps
         if self.sampler == "weighted":
             return self._loader(self._splits.train, batch_size, sampler=self._balanced_sampler())
-        loader = self._loader(self._splits.train, batch_size, shuffle=True)
+        train = self._splits.train
+        resident = self.resident_train()
+        if resident is not None:
+            sampler = self._sampler(train, shuffle=True, seed=_loader_seed())
+            loader = ResidentBatches(resident, sampler, self.batch_size, self.fused_steps)
+        else:
+            loader = self._loader(train, batch_size, shuffle=True)
         # A resumed run's first iterator (and its workers' prefetch) is made before Lightning
         # sets the epoch on the sampler: set it here to the epoch the fit loop runs next (or is
         # in the middle of), so a resumed epoch replays its own order.
         loader.sampler.set_epoch(self.trainer.fit_loop.epoch_progress.total.processed if self.trainer else 0)
         return loader
+
+    def resident_train(self) -> ImageArrays | None:
+        """The training split on the training device when it trains from there
+        (``data.resident``), else None: the DataLoader path."""
+        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        if not self.trains_resident(device):
+            return None
+        if self._resident_train is None or self._resident_train.images.device != device:
+            train = self._splits.train
+            self._resident_train = ImageArrays(train.images.to(device), train.labels.to(device))
+        return self._resident_train
+
+    def trains_resident(self, device: torch.device) -> bool:
+        """Whether the training split trains from ``device``'s memory (data/resident.py)."""
+        train = self._splits.train
+        chosen = resident_device(
+            self.resident, self.resident_memory_share, train, device, self.num_workers, self.sampler
+        )
+        return chosen is not None
 
     def val_dataloader(self) -> DataLoader:
         return self._evaluation_loader(self._splits.val)
@@ -145,10 +176,9 @@ class ImageDataModule(L.LightningDataModule):
         return self.splits
 
     def _loader(self, data: ImageArrays, batch_size: int, shuffle: bool = False, sampler=None) -> DataLoader:
-        # The seed set by seed_everything: the data order is a function of (seed, epoch), which
-        # Lightning sets on the sampler, so a resumed run replays it. The loader's own generator
-        # seeds its workers, leaving the global generators to augmentation and dropout.
-        seed = torch.initial_seed() % 2**63
+        # The loader's own generator seeds its workers, leaving the global generators to
+        # augmentation and dropout.
+        seed = _loader_seed()
         return DataLoader(
             data,
             batch_size=batch_size,
@@ -200,3 +230,9 @@ class ImageDataModule(L.LightningDataModule):
                     f"{type(self).__name__}: {name} labels must be in [0, {self.num_classes - 1}], "
                     f"found {split.labels.min().item()}..{split.labels.max().item()}"
                 )
+
+
+def _loader_seed() -> int:
+    """The seed set by seed_everything: the data order is a function of (seed, epoch), which
+    Lightning sets on the sampler, so a resumed run replays it."""
+    return torch.initial_seed() % 2**63

@@ -169,6 +169,7 @@ def compose(cfg: DictConfig, extra_callbacks=()):
         "accelerator": type(trainer.accelerator).__name__,
         "devices": trainer.num_devices,
         "fused_steps": steps,
+        "resident_data": datamodule.trains_resident(trainer.strategy.root_device),
         "channels_last": bool(model.channels_last),
         "compile": bool(cfg.get("compile", False)),
     }
