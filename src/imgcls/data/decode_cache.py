@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from imgcls.data.image_io import ImageDecodeError, load_image
+from imgcls.errors import UserError
 from imgcls.temp_files import remove_stale, temporary_path
 
 # Bump when the decoded pixels would change for the same files (e.g. a new resize method).
@@ -37,12 +38,16 @@ class BadFile:
     retry: bool = False
 
 
-class CacheSpaceError(OSError):
+class CacheSpaceError(UserError, OSError):
     """The disk of the cache directory has no room for the decoded images."""
 
+    kind = "Decode cache error"
 
-class BadImagesError(ValueError):
+
+class BadImagesError(UserError, ValueError):
     """Some files are not decodable images; the message lists every one of them."""
+
+    kind = "Data error"
 
     def __init__(self, bad: Sequence[BadFile], total: int, hint: str = ""):
         self.bad = list(bad)

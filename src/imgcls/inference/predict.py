@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 
 from imgcls.data.image_io import IMAGE_SUFFIXES, ImageDecodeError, is_image_file
+from imgcls.errors import MissingFileError
 from imgcls.inference.loading import InferenceModel
 from imgcls.temp_files import temporary_path
 
@@ -25,7 +26,7 @@ def list_inputs(source: str | Path, path_column: str = "path") -> list[Path]:
             p for p in files if not any(part.startswith(".") for part in p.relative_to(source).parts)
         )
     if not source.is_file():
-        raise FileNotFoundError(f"input not found: {source}")
+        raise MissingFileError(f"input not found: {source}")
     if source.suffix.lower() != ".csv":
         return [source]
     table = pd.read_csv(source)

@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from imgcls.data.datamodule import DatasetSplits
+from imgcls.errors import UserError
 from imgcls.inspection.catalog import array_catalog, file_catalog, named_splits
 from imgcls.inspection.checks import (
     PROBLEM_COLUMNS,
@@ -34,8 +35,10 @@ from imgcls.inspection.figures import class_count_chart, sample_grid, size_histo
 _LISTED_PROBLEMS = 50
 
 
-class DatasetLoadError(RuntimeError):
+class DatasetLoadError(UserError, RuntimeError):
     """The dataset could not be loaded; the report in the run directory says what was found."""
+
+    kind = "Data error"
 
 
 @dataclass
