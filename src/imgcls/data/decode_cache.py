@@ -210,9 +210,9 @@ class DecodeCache:
         tmp = temporary_path(path)
         record = [(index, item.path, item.reason, item.retry) for index, item in sorted(bad.items())]
         try:
-            tmp.write_text(
-                json.dumps({"format": CACHE_FORMAT, "count": count, "bad": record}, ensure_ascii=False)
-            )
+            # ASCII with \u escapes: a file name that is not valid UTF-8 (lone surrogates) is
+            # written, and read back, exactly.
+            tmp.write_text(json.dumps({"format": CACHE_FORMAT, "count": count, "bad": record}))
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)

@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from imgcls.data.datamodule import DatasetSplits
+from imgcls.display import display_name, display_names
 from imgcls.errors import UserError
 from imgcls.inspection.catalog import array_catalog, file_catalog, named_splits
 from imgcls.inspection.checks import (
@@ -51,8 +52,9 @@ class Loaded:
 
     @property
     def class_names(self) -> list[str]:
+        """As shown (:func:`~imgcls.display.display_name`), in class order."""
         source = self.splits or self.listing
-        return list(source.class_names) if source is not None else []
+        return display_names(source.class_names) if source is not None else []
 
 
 def inspect_dataset(cfg: DictConfig) -> Path:
@@ -73,7 +75,7 @@ def inspect_dataset(cfg: DictConfig) -> Path:
         catalog, source = None, None
     problems = find_problems(catalog) if catalog is not None else pd.DataFrame(columns=PROBLEM_COLUMNS)
     if loaded.error is not None:
-        error = {"problem": "load_error", "split": "", "item": dataset, "detail": str(loaded.error)}
+        error = {"problem": "load_error", "split": "", "item": dataset, "detail": display_name(loaded.error)}
         problems = pd.concat([pd.DataFrame([error]), problems], ignore_index=True)
     labels = _labels_by_split(loaded, catalog)
     counts = class_counts(labels, loaded.class_names) if labels else None
@@ -100,7 +102,7 @@ def inspect_dataset(cfg: DictConfig) -> Path:
         "split_sizes": {split: len(values) for split, values in labels.items()},
         "imbalance_ratio": ratio,
         "problems": problems["problem"].value_counts().to_dict(),
-        "load_error": None if loaded.error is None else f"{type(loaded.error).__name__}: {loaded.error}",
+        "load_error": None if loaded.error is None else display_name(f"{type(loaded.error).__name__}: {loaded.error}"),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
     markdown = _markdown(summary, counts, catalog, problems, list(figures))
@@ -160,7 +162,7 @@ def _samples_per_class(splits, per_class: int, max_classes: int, seed: int) -> d
     rng = np.random.default_rng(seed)
     labels = splits.train.labels.numpy()
     samples = {}
-    for index, name in enumerate(splits.class_names[:max_classes]):
+    for index, name in enumerate(display_names(splits.class_names[:max_classes])):
         members = np.flatnonzero(labels == index)
         pick = np.sort(rng.choice(members, size=min(per_class, len(members)), replace=False))
         samples[name] = splits.train.images[pick].numpy()

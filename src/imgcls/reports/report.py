@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 from sklearn.metrics import confusion_matrix
 
+from imgcls.display import display_names
 from imgcls.metrics import Predictions, split_metrics
 from imgcls.reports.calibration import calibration_bins, plot_confidence_histogram, plot_reliability_diagram
 from imgcls.reports.classification_report import averages_table, per_class_table
@@ -180,7 +181,8 @@ def _read_md(writer: ReportWriter, relative_csv: str) -> str:
 def _write_matrix_csv(matrix, class_names: list[str], path: Path) -> None:
     import pandas as pd
 
-    pd.DataFrame(matrix, index=class_names, columns=class_names).rename_axis("true \\ predicted").to_csv(path)
+    names = display_names(class_names)
+    pd.DataFrame(matrix, index=names, columns=names).rename_axis("true \\ predicted").to_csv(path)
 
 
 def with_images(predictions: Predictions, datamodule) -> Predictions:
