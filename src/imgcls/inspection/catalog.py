@@ -84,7 +84,7 @@ def _header(path: Path) -> dict:
     try:
         size = path.stat().st_size  # a symlink loop fails here (ELOOP), it does not hang
     except FileNotFoundError:
-        return {"error": "missing file"}
+        return {"error": "broken link" if path.is_symlink() else "missing file"}
     except OSError as error:
         return {"error": f"cannot read: {error}"}
     try:
