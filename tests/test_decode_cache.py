@@ -175,3 +175,64 @@ def test_a_cache_that_does_not_fit_on_the_disk_is_refused_before_writing(tmp_pat
     with pytest.raises(CacheSpaceError, match=r"needs 1 MiB in .*cache, which has 0 MiB free.*data.cache_dir"):
         DecodeCache(cache_dir, progress=False).decode([str(path)] * 4, (64, 64), 1)
     assert list(cache_dir.iterdir()) == []  # nothing half-written
+
+
+def test_a_disk_that_fills_during_the_build_is_a_clear_error_and_leaves_nothing(tmp_path, photos, monkeypatch):
+    import errno
+
+    from imgcls.data.decode_cache import CacheSpaceError
+
+    def disk_full(path, *args, **kwargs):
+        open(path, "wb").close()  # the temporary file exists when the write fails
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np.lib.format, "open_memmap", disk_full)
+    cache_dir = tmp_path / "cache"
+    needed = len(photos) * 3 * SIZE[0] * SIZE[1] + 2**20
+    with pytest.raises(CacheSpaceError, match=rf"needs 1 MiB in {cache_dir}, .*\({needed:,} bytes needed") as error:
+        DecodeCache(cache_dir, progress=False).load(photos, SIZE, 3)
+    assert error.value.__cause__.errno == errno.ENOSPC
+    assert list(cache_dir.iterdir()) == []  # the temporary file is gone
+
+
+def _age(paths, days: float) -> None:
+    import time
+
+    for path in paths:
+        old = time.time() - days * 86400
+        os.utime(path, (old, old))
+
+
+def test_the_cache_cli_lists_entries_and_prunes_unused_ones_and_leftovers(tmp_path, photos, capsys):
+    from imgcls.data.cache import main
+    from imgcls.data.decode_cache import cache_entries
+    from imgcls.temp_files import temporary_path
+
+    cache_dir = tmp_path / "cache"
+    cache = DecodeCache(cache_dir, progress=False)
+    cache.load(photos[:4], SIZE, 3)
+    cache.load(photos[4:], SIZE, 1)
+    old = cache.entry_path(photos[:4], SIZE, 3)
+    _age([old, old.with_suffix(".json")], days=40)
+    cache.load(photos[4:], SIZE, 1)  # a read is a use: this one is kept
+    dead = cache_dir / f".{'f' * 32}.npy.999999999.0123abcd.tmp"  # no such process
+    dead.write_bytes(b"\0" * 1000)
+    mine = temporary_path(cache_dir / "x.npy")  # this process's: in use
+    mine.write_bytes(b"\0")
+    (cache_dir / f"{'e' * 32}.npy").write_bytes(b"half an entry")  # its record was never written
+
+    assert main(["--cache-dir", str(cache_dir)]) == 0
+    listing = capsys.readouterr().out
+    assert f"4x3x{SIZE[0]}x{SIZE[1]}" in listing and str(photos[0].parent) in listing
+    assert "Total: 5 entries" in listing and "temporary" in listing and "in use" in listing
+
+    main(["--cache-dir", str(cache_dir), "--prune", "--keep-days", "30", "--dry-run"])
+    assert "Would remove 3 entries" in capsys.readouterr().out
+    assert len(cache_entries(cache_dir)) == 5  # nothing removed
+
+    main(["--cache-dir", str(cache_dir), "--prune", "--keep-days", "30"])
+    assert "Removed 3 entries" in capsys.readouterr().out
+    left = sorted(p.name for p in cache_dir.iterdir())
+    kept = cache.entry_path(photos[4:], SIZE, 1)
+    assert left == sorted([kept.name, kept.with_suffix(".json").name, mine.name])
+    np.testing.assert_array_equal(cache.load(photos[4:], SIZE, 1)[0], load_image(photos[4], 1, SIZE))

@@ -177,6 +177,22 @@ def test_a_symlink_loop_is_an_error_not_a_hang(copy_of_tree, tmp_path, where):
         folder_data(copy_of_tree, tmp_path)
 
 
+@pytest.mark.parametrize("skip_bad", [False, True])
+def test_a_broken_image_link_is_a_bad_file_like_any_other(copy_of_tree, tmp_path, skip_bad):
+    link = copy_of_tree / "cat" / "moved.jpg"
+    link.symlink_to(copy_of_tree / "nowhere.jpg")
+    if not skip_bad:
+        with pytest.raises(BadImagesError, match=f"{link}: broken link or symlink loop"):
+            folder_data(copy_of_tree, tmp_path)
+        return
+    data = folder_data(copy_of_tree, tmp_path, skip_bad=True, max_bad_fraction=0.1)
+    assert len(data.splits.train) + len(data.splits.val) + len(data.splits.test) == 2 * PER_CLASS
+    with open(tmp_path / "run" / "bad_files.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["path"] for row in rows] == [str(link)]
+    assert "broken link" in rows[0]["reason"] and "nowhere.jpg" in rows[0]["reason"]
+
+
 def test_a_folder_link_back_up_the_tree_is_not_followed(copy_of_tree, tmp_path):
     (copy_of_tree / "cat" / "up").symlink_to(copy_of_tree)
     with pytest.warns(UserWarning, match="skipped 1 entries"):

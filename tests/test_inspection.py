@@ -240,3 +240,27 @@ def test_cifar_cli_finds_test_images_that_are_also_training_images(tmp_path):
     assert sorted(problems.loc[problems["split"] == "test", "item"]) == ["test[0]", "test[1]", "test[2]"]
     modes = pd.read_csv(run_dir / "image_modes.csv", index_col="mode")
     assert modes.to_dict("index") == {"RGB": {"train": 450, "val": 50, "test": 100}}
+
+
+def test_a_folder_with_bad_files_reports_them_and_describes_the_good_ones(tmp_path):
+    from image_fixtures import make_class_folders, write_bad_file
+
+    root = make_class_folders(tmp_path / "images", per_class=4, size=16)
+    bad = [write_bad_file(root / "cat" / f"bad_{kind}.jpg", kind) for kind in ("truncated", "empty", "not_image")]
+    (root / "coffee" / "moved.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    bad.append(root / "coffee" / "moved.jpg")
+    cfg = inspect_config(
+        tmp_path, "data=folder", f"data.root={root}", "data.image_size=[16,16]",
+        f"data.cache_dir={tmp_path / 'cache'}", "data.progress=false",
+    )
+    run_dir = inspect_dataset(cfg)  # no error: the bad files are findings
+
+    listed = pd.read_csv(run_dir / "bad_files.csv")
+    assert sorted(listed["path"]) == sorted(map(str, bad)) and listed["reason"].str.len().min() > 0
+    problems = pd.read_csv(run_dir / "problems.csv")
+    unreadable = problems[problems["problem"] == "unreadable_file"]
+    assert sorted(unreadable["item"]) == sorted(map(str, bad))  # the truncated one too (decoded)
+    assert "broken link" in unreadable.set_index("item").loc[str(bad[-1]), "detail"]
+    assert (run_dir / "samples.png").exists()
+    assert pd.read_csv(run_dir / "class_counts.csv", index_col="class")["total"].to_dict() == {"cat": 4, "coffee": 4}
+    assert "`bad_files.csv`" in (run_dir / "report.md").read_text()

@@ -7,6 +7,8 @@ import re
 
 from omegaconf import DictConfig, OmegaConf
 
+from imgcls.errors import UserError
+
 # Longest run-directory name taken from the overrides; the rest is cut (the timestamp or
 # job number in front of it keeps the directory unique).
 MAX_NAME_LENGTH = 120
@@ -51,8 +53,10 @@ def register_resolvers() -> None:
             OmegaConf.register_new_resolver(name, resolver)
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config value is missing or wrong; raised before any data is loaded."""
+
+    kind = "Config error"
 
 
 def check_required(cfg: DictConfig) -> None:

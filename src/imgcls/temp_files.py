@@ -23,19 +23,32 @@ def remove_stale(directory: str | Path) -> list[Path]:
     mid-write: a checkpoint save or a cache build can leave gigabytes); return them.
     Files of running processes, this one included, are left alone."""
     removed = []
-    try:
-        entries = list(Path(directory).iterdir())
-    except OSError:
-        return removed
-    for path in entries:
-        match = _TEMPORARY.match(path.name)
-        if match and not _running(int(match["pid"])):
-            try:
-                path.unlink()
-            except OSError:
-                continue
-            removed.append(path)
+    for path in stale_temporaries(directory):
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        removed.append(path)
     return removed
+
+
+def stale_temporaries(directory: str | Path) -> list[Path]:
+    """The temporary files in ``directory`` whose process no longer runs."""
+    try:
+        entries = sorted(Path(directory).iterdir())
+    except OSError:
+        return []
+    return [
+        path
+        for path in entries
+        if (match := _TEMPORARY.match(path.name)) and not _running(int(match["pid"]))
+    ]
+
+
+def temporary_target(path: str | Path) -> str | None:
+    """The name of the file a temporary file was to become, or None for another file."""
+    match = _TEMPORARY.match(Path(path).name)
+    return match["target"] if match else None
 
 
 def _running(pid: int) -> bool:

@@ -17,6 +17,7 @@ from sklearn.model_selection import train_test_split
 
 from imgcls.data.arrays import ImageArrays
 from imgcls.data.datamodule import DatasetSplits, ImageDataModule
+from imgcls.errors import UserError
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 FOLDER = "cifar-10-batches-py"
@@ -26,7 +27,7 @@ META_FILE = "batches.meta"
 IMAGE_SHAPE = (3, 32, 32)
 
 
-class CifarFormatError(ValueError):
+class CifarFormatError(UserError, ValueError):
     """A CIFAR file that is missing or not in the ``cifar-10-batches-py`` format."""
 
 

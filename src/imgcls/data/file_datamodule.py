@@ -21,6 +21,7 @@ from imgcls.data.datamodule import DatasetSplits, ImageDataModule
 from imgcls.data.decode_cache import BadFile, BadImagesError, DecodeCache
 from imgcls.data.overlap import check_overlaps, find_overlaps
 from imgcls.data.streaming import StreamingImages
+from imgcls.display import display_name
 
 BAD_FILES_REPORT = "bad_files.csv"
 
@@ -200,5 +201,5 @@ class FileDataModule(ImageDataModule):
         with report.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["path", "reason"])
-            writer.writerows((item.path, item.reason) for item in self.bad_files)
+            writer.writerows((display_name(item.path), display_name(item.reason)) for item in self.bad_files)
         return report

@@ -12,7 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from imgcls.data.file_datamodule import FileDataModule, FileSamples, FileSplits
-from imgcls.data.image_folders import check_same_classes, list_class_folders, samples_of, visible_entries
+from imgcls.data.image_folders import (
+    ImageFolderError,
+    check_same_classes,
+    list_class_folders,
+    samples_of,
+    visible_entries,
+)
 from imgcls.data.splits import stratified_split
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -74,7 +80,7 @@ class FolderDataModule(FileDataModule):
 def presplit_folders(root: Path) -> dict[str, Path]:
     """``{"train": root/train, ...}`` when root holds only split folders (any case), else ``{}``."""
     if not root.is_dir():
-        raise FileNotFoundError(f"data.root={root} does not exist or is not a directory")
+        raise ImageFolderError(f"data.root={root} does not exist or is not a directory")
     folders = {entry.name.lower(): Path(entry.path) for entry in visible_entries(root) if entry.is_dir()}
     if "train" in folders and set(folders) <= set(SPLIT_NAMES):
         return folders

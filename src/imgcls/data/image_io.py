@@ -6,16 +6,19 @@ an image reads identically in training and at inference.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from imgcls.errors import UserError
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(UserError, ValueError):
     """A file that is not a decodable image: its path and the reason are in the message.
 
     ``transient``: the file could not be read at all (permissions, a missing link target,
@@ -59,7 +62,9 @@ def load_image(path: str | Path, channels: int = 3, size: tuple[int, int] | None
         # Opening failed with an error number (EACCES, ENOENT, EIO...): the file was not read.
         # PIL's decode errors carry none.
         unread = isinstance(error, OSError) and error.errno is not None
-        if unread:
+        if unread and Path(path).is_symlink():
+            reason = f"broken link or symlink loop ({error.strerror}: {os.readlink(path)})"
+        elif unread:
             reason = f"cannot read file ({type(error).__name__}: {error})"
         else:
             reason = "empty file" if _is_empty(path) else f"cannot decode image ({type(error).__name__}: {error})"

@@ -16,12 +16,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from imgcls.errors import MissingFileError, UserError
+
 # An error lists at most this many rows per problem, then counts the rest.
 _LISTED_ROWS = 50
 
 
-class LabelCSVError(ValueError):
+class LabelCSVError(UserError, ValueError):
     """A label CSV is malformed; the message names the file and the offending lines."""
+
+    kind = "Data error"
 
 
 @dataclass
@@ -135,7 +139,7 @@ def _check(
 
 def _one_column(path: Path) -> list[str]:
     if not Path(path).is_file():
-        raise FileNotFoundError(f"label CSV {path} does not exist")
+        raise MissingFileError(f"label CSV {path} does not exist")
     try:
         frame = pd.read_csv(path, header=None, dtype=str, keep_default_na=False, skip_blank_lines=False)
     except pd.errors.EmptyDataError as error:

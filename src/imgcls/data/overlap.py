@@ -12,12 +12,16 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from imgcls.errors import UserError
+
 # How many overlapping pairs an error message lists.
 SHOWN = 10
 
 
-class OverlapError(ValueError):
+class OverlapError(UserError, ValueError):
     """The same sample is in two splits."""
+
+    kind = "Data error"
 
 
 def find_overlaps(

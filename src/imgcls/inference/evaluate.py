@@ -8,6 +8,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from imgcls.config import ConfigError
+from imgcls.errors import MissingFileError
 
 RUN_CONFIG = Path(".hydra") / "config.yaml"
 
@@ -99,7 +100,7 @@ def _run_precision(run_dir: Path | None) -> str | None:
 
 def _run_data_config(ckpt: Path, run_dir: Path | None) -> DictConfig:
     if not ckpt.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {ckpt}")
+        raise MissingFileError(f"checkpoint not found: {ckpt}")
     if run_dir is None:
         raise ConfigError(
             f"{ckpt} is not inside a training run directory (no {RUN_CONFIG} above it); "

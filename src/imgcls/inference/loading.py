@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from imgcls.data.image_io import load_image
+from imgcls.errors import MissingFileError
 
 CHECKPOINT_SUFFIXES = (".ckpt",)
 STATE_DICT_SUFFIXES = (".pth", ".pt")
@@ -96,7 +97,7 @@ def from_state_dict(model_name: str, state_dict_path: str | Path) -> InferenceMo
 
     path = Path(state_dict_path)
     if not path.is_file():
-        raise FileNotFoundError(f"state dict not found: {path}")
+        raise MissingFileError(f"state dict not found: {path}")
     weights = resolve_weights(model_name, pretrained=True)
     net = get_model(model_name, num_classes=len(weights.meta["categories"]))
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

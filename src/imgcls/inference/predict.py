@@ -9,6 +9,8 @@ import pandas as pd
 import torch
 
 from imgcls.data.image_io import IMAGE_SUFFIXES, ImageDecodeError, is_image_file
+from imgcls.display import display_name
+from imgcls.errors import MissingFileError
 from imgcls.inference.loading import InferenceModel
 from imgcls.temp_files import temporary_path
 
@@ -25,7 +27,7 @@ def list_inputs(source: str | Path, path_column: str = "path") -> list[Path]:
             p for p in files if not any(part.startswith(".") for part in p.relative_to(source).parts)
         )
     if not source.is_file():
-        raise FileNotFoundError(f"input not found: {source}")
+        raise MissingFileError(f"input not found: {source}")
     if source.suffix.lower() != ".csv":
         return [source]
     table = pd.read_csv(source)
@@ -41,13 +43,13 @@ def predict_files(
 ) -> pd.DataFrame:
     """One row per file in order: ``path``, ``label_i``/``prob_i`` for i = 1..k, and ``error``."""
     topk = min(topk, len(model.class_names))
-    rows: list[dict] = [{"path": str(path)} for path in files]
+    rows: list[dict] = [{"path": display_name(path)} for path in files]
     pending: list[tuple[int, torch.Tensor]] = []
     for index, path in enumerate(files):
         try:
             pending.append((index, _decode(model, path)))
         except (ImageDecodeError, ValueError, OSError, RuntimeError) as error:
-            rows[index][ERROR_COLUMN] = str(
+            rows[index][ERROR_COLUMN] = display_name(
                 getattr(error, "reason", None) or f"{type(error).__name__}: {error}"
             )
         if len(pending) == batch_size or (index == len(files) - 1 and pending):
@@ -73,7 +75,7 @@ def _predict_batch(model: InferenceModel, pending, rows: list[dict], topk: int) 
     values, classes = probabilities.topk(topk, dim=1)
     for (index, _), top_values, top_classes in zip(pending, values.tolist(), classes.tolist(), strict=True):
         for rank, (value, cls) in enumerate(zip(top_values, top_classes, strict=True), start=1):
-            rows[index][f"label_{rank}"] = model.class_names[cls]
+            rows[index][f"label_{rank}"] = display_name(model.class_names[cls])
             rows[index][f"prob_{rank}"] = value
 
 
@@ -91,11 +93,10 @@ def run_predict(cfg) -> Path:
     table = predict_files(model, list_inputs(cfg.input, cfg.path_column), cfg.topk, cfg.batch_size)
     output = Path(cfg.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    # Written whole or not at all; file names that are not valid UTF-8 (common in unzipped
-    # archives) are written with backslash escapes instead of failing the write.
+    # Written whole or not at all; names that are not valid UTF-8 are escaped (display_name).
     temporary = temporary_path(output)
     try:
-        table.to_csv(temporary, index=False, encoding="utf-8", errors="backslashreplace")
+        table.to_csv(temporary, index=False, encoding="utf-8")
         os.replace(temporary, output)
     finally:
         temporary.unlink(missing_ok=True)

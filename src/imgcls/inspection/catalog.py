@@ -21,6 +21,7 @@ import pandas as pd
 from PIL import Image
 
 from imgcls.data.datamodule import DatasetSplits
+from imgcls.display import display_name, display_names
 
 COLUMNS = ["split", "label", "item", "height", "width", "mode", "bytes", "hash", "error"]
 _CHANNEL_MODES = {1: "L", 3: "RGB"}
@@ -33,7 +34,7 @@ def named_splits(splits: DatasetSplits) -> dict:
 
 def file_catalog(listing, hash_contents: bool = True) -> pd.DataFrame:
     """A row per listed file, with the size and mode in its header (nothing is decoded)."""
-    names = list(listing.class_names)
+    names = display_names(listing.class_names)
     rows = []
     parts = {"train": listing.train, "val": listing.val, "test": listing.test}
     for split, samples in {**parts, **dict(getattr(listing, "extra_tests", None) or {})}.items():
@@ -45,12 +46,15 @@ def file_catalog(listing, hash_contents: bool = True) -> pd.DataFrame:
         # Only files whose byte size another file shares can have the same content.
         candidates = catalog["error"].isna() & catalog.duplicated("bytes", keep=False)
         catalog.loc[candidates, "hash"] = [_file_hash(p) for p in catalog.loc[candidates, "item"]]
+    # Shown only from here on: the files were read by their real names.
+    catalog["item"] = display_names(catalog["item"])
+    catalog["error"] = [None if pd.isna(error) else display_name(error) for error in catalog["error"]]
     return catalog
 
 
 def array_catalog(splits: DatasetSplits, hash_contents: bool = True) -> pd.DataFrame:
     """A row per image held in memory; ``item`` is ``<split>[<index>]``."""
-    frames = []
+    frames, names = [], display_names(splits.class_names)
     for split, data in named_splits(splits).items():
         images = data.images.numpy()
         n, channels, height, width = images.shape
@@ -59,7 +63,7 @@ def array_catalog(splits: DatasetSplits, hash_contents: bool = True) -> pd.DataF
             pd.DataFrame(
                 {
                     "split": split,
-                    "label": [splits.class_names[i] for i in data.labels.tolist()],
+                    "label": [names[i] for i in data.labels.tolist()],
                     "item": [f"{split}[{i}]" for i in range(n)],
                     "height": height,
                     "width": width,
@@ -80,7 +84,7 @@ def _header(path: Path) -> dict:
     try:
         size = path.stat().st_size  # a symlink loop fails here (ELOOP), it does not hang
     except FileNotFoundError:
-        return {"error": "missing file"}
+        return {"error": "broken link" if path.is_symlink() else "missing file"}
     except OSError as error:
         return {"error": f"cannot read: {error}"}
     try:

@@ -2,7 +2,8 @@
 
 Writes ``report.md`` (everything below, readable on GitHub), ``summary.json`` (for
 scripts), ``class_counts.csv``, ``image_sizes.csv``, ``image_modes.csv``, ``problems.csv``,
-``catalog.csv`` (one row per image), the figures ``class_counts.png``,
+``catalog.csv`` (one row per image), ``bad_files.csv`` (file datasets: each file that does
+not decode, and why; the rest is still described), the figures ``class_counts.png``,
 ``image_sizes.png`` and ``samples.png``, and the same text and figures to TensorBoard.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from imgcls.data.datamodule import DatasetSplits
+from imgcls.data.decode_cache import BadFile
+from imgcls.data.file_datamodule import FileDataModule
+from imgcls.display import display_name, display_names
+from imgcls.errors import UserError
 from imgcls.inspection.catalog import array_catalog, file_catalog, named_splits
 from imgcls.inspection.checks import (
     PROBLEM_COLUMNS,
@@ -34,8 +39,10 @@ from imgcls.inspection.figures import class_count_chart, sample_grid, size_histo
 _LISTED_PROBLEMS = 50
 
 
-class DatasetLoadError(RuntimeError):
+class DatasetLoadError(UserError, RuntimeError):
     """The dataset could not be loaded; the report in the run directory says what was found."""
+
+    kind = "Data error"
 
 
 @dataclass
@@ -45,11 +52,13 @@ class Loaded:
     listing: object | None = None
     splits: DatasetSplits | None = None
     error: Exception | None = None
+    bad_files: list[BadFile] = field(default_factory=list)  # set aside when decoding
 
     @property
     def class_names(self) -> list[str]:
+        """As shown (:func:`~imgcls.display.display_name`), in class order."""
         source = self.splits or self.listing
-        return list(source.class_names) if source is not None else []
+        return display_names(source.class_names) if source is not None else []
 
 
 def inspect_dataset(cfg: DictConfig) -> Path:
@@ -68,9 +77,11 @@ def inspect_dataset(cfg: DictConfig) -> Path:
         catalog, source = array_catalog(loaded.splits, options.hash_contents), "arrays in memory"
     else:
         catalog, source = None, None
+    if catalog is not None:
+        _mark_undecodable(catalog, loaded.bad_files)
     problems = find_problems(catalog) if catalog is not None else pd.DataFrame(columns=PROBLEM_COLUMNS)
     if loaded.error is not None:
-        error = {"problem": "load_error", "split": "", "item": dataset, "detail": str(loaded.error)}
+        error = {"problem": "load_error", "split": "", "item": dataset, "detail": display_name(loaded.error)}
         problems = pd.concat([pd.DataFrame([error]), problems], ignore_index=True)
     labels = _labels_by_split(loaded, catalog)
     counts = class_counts(labels, loaded.class_names) if labels else None
@@ -97,7 +108,8 @@ def inspect_dataset(cfg: DictConfig) -> Path:
         "split_sizes": {split: len(values) for split, values in labels.items()},
         "imbalance_ratio": ratio,
         "problems": problems["problem"].value_counts().to_dict(),
-        "load_error": None if loaded.error is None else f"{type(loaded.error).__name__}: {loaded.error}",
+        "bad_files": len(loaded.bad_files),
+        "load_error": None if loaded.error is None else display_name(f"{type(loaded.error).__name__}: {loaded.error}"),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
     markdown = _markdown(summary, counts, catalog, problems, list(figures))
@@ -114,8 +126,13 @@ def inspect_dataset(cfg: DictConfig) -> Path:
 
 
 def load(datamodule) -> Loaded:
-    """List the files (file datasets), then load; a failure is kept, not raised."""
+    """List the files (file datasets), then load; a failure is kept, not raised.
+
+    A file dataset sets its undecodable files aside, whatever ``data.skip_bad`` says (they
+    are findings, listed in ``bad_files.csv``), so that the good ones are still described."""
     loaded = Loaded()
+    if isinstance(datamodule, FileDataModule):
+        datamodule.skip_bad, datamodule.max_bad_fraction = True, 1.0
     try:
         if callable(getattr(datamodule, "list_files", None)):
             loaded.listing = datamodule.list_files()
@@ -123,7 +140,15 @@ def load(datamodule) -> Loaded:
     except Exception as error:  # noqa: BLE001 - why a dataset does not load is the finding
         loaded.error = error
     loaded.splits = datamodule.splits
+    loaded.bad_files = list(getattr(datamodule, "bad_files", []))
     return loaded
+
+
+def _mark_undecodable(catalog: pd.DataFrame, bad_files: list[BadFile]) -> None:
+    """The decode failures a header read did not see (a truncated image) as the files' errors."""
+    reasons = {display_name(item.path): display_name(item.reason) for item in bad_files}
+    unmarked = catalog["error"].isna() & catalog["item"].isin(reasons)
+    catalog.loc[unmarked, "error"] = catalog.loc[unmarked, "item"].map(reasons)
 
 
 def _labels_by_split(loaded: Loaded, catalog: pd.DataFrame | None) -> dict[str, list[str]]:
@@ -157,7 +182,7 @@ def _samples_per_class(splits, per_class: int, max_classes: int, seed: int) -> d
     rng = np.random.default_rng(seed)
     labels = splits.train.labels.numpy()
     samples = {}
-    for index, name in enumerate(splits.class_names[:max_classes]):
+    for index, name in enumerate(display_names(splits.class_names[:max_classes])):
         members = np.flatnonzero(labels == index)
         pick = np.sort(rng.choice(members, size=min(per_class, len(members)), replace=False))
         samples[name] = splits.train.images[pick].numpy()
@@ -193,6 +218,12 @@ def _markdown(summary: dict, counts, catalog, problems: pd.DataFrame, figures: l
     else:
         kinds = ", ".join(f"{kind}: {n}" for kind, n in summary["problems"].items())
         lines += [f"{len(problems)} found ({kinds}); all in `problems.csv`.", ""]
+        if summary["bad_files"]:
+            lines += [
+                f"{summary['bad_files']} files do not decode: left out of the figures and tables "
+                "above, listed with the reason in `bad_files.csv`.",
+                "",
+            ]
         listed = problems.head(_LISTED_PROBLEMS)
         # A cell cannot hold a line break; the full text is in problems.csv.
         listed = listed.assign(detail=listed["detail"].astype(str).str.replace(r"\s*\n\s*", " ", regex=True))

@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from imgcls.errors import UserError
+
 if TYPE_CHECKING:
     from torch import nn
     from torchvision.models import WeightsEnum
@@ -41,11 +43,11 @@ DOWNLOAD_TIMEOUT_S = 60.0
 CHUNK_BYTES = 1 << 20
 
 
-class PretrainedWeightsMissing(FileNotFoundError):
+class PretrainedWeightsMissing(UserError, FileNotFoundError):
     """The weights file is not in the cache and could not be downloaded."""
 
 
-class DownloadError(OSError):
+class DownloadError(UserError, OSError):
     """A download arrived incomplete or with the wrong hash."""
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support
 
+from imgcls.display import display_names
 from imgcls.metrics import Predictions
 
 METRIC_COLUMNS = ["precision", "recall", "f1", "support"]
@@ -24,7 +25,7 @@ def per_class_table(predictions: Predictions) -> pd.DataFrame:
     table = pd.DataFrame(
         {
             "class_id": labels,
-            "class": predictions.class_names,
+            "class": display_names(predictions.class_names),
             "precision": precision,
             "recall": recall,
             "f1": f1,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from imgcls.display import display_names
 from imgcls.reports.figures import plt
 
 # Above this many classes the cells are too small for numbers to be read.
@@ -15,6 +16,7 @@ def plot_confusion_matrix(matrix, class_names: list[str], normalize: bool = Fals
     matrix = np.asarray(matrix, dtype=np.float64)
     if normalize:
         matrix = matrix / np.clip(matrix.sum(axis=1, keepdims=True), 1, None)
+    class_names = display_names(class_names)
     n = len(class_names)
     size = min(4 + 0.45 * n, 40)
     fig, ax = plt.subplots(figsize=(size, size * 0.85))
@@ -57,6 +59,7 @@ def confused_pairs(matrix, class_names: list[str], top_n: int = 20):
     import pandas as pd
 
     matrix = np.asarray(matrix, dtype=np.int64)
+    class_names = display_names(class_names)
     mistakes = matrix.copy()
     np.fill_diagonal(mistakes, 0)
     rows, cols = np.nonzero(mistakes)

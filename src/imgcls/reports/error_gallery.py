@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from imgcls.display import display_names
 from imgcls.metrics import Predictions
 from imgcls.reports.figures import plt
 
@@ -18,7 +19,7 @@ def most_confident_mistakes(predictions: Predictions, count: int) -> np.ndarray:
 
 
 def mistake_caption(predictions: Predictions, index: int) -> str:
-    names = predictions.class_names
+    names = display_names(predictions.class_names)
     true, predicted = names[predictions.labels[index]], names[predictions.predicted[index]]
     return f"{true} → {predicted} ({predictions.confidence[index]:.2f})"
 

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 from sklearn.metrics import confusion_matrix
 
+from imgcls.display import display_names
 from imgcls.metrics import Predictions, split_metrics
 from imgcls.reports.calibration import calibration_bins, plot_confidence_histogram, plot_reliability_diagram
 from imgcls.reports.classification_report import averages_table, per_class_table
@@ -180,7 +181,8 @@ def _read_md(writer: ReportWriter, relative_csv: str) -> str:
 def _write_matrix_csv(matrix, class_names: list[str], path: Path) -> None:
     import pandas as pd
 
-    pd.DataFrame(matrix, index=class_names, columns=class_names).rename_axis("true \\ predicted").to_csv(path)
+    names = display_names(class_names)
+    pd.DataFrame(matrix, index=names, columns=names).rename_axis("true \\ predicted").to_csv(path)
 
 
 def with_images(predictions: Predictions, datamodule) -> Predictions:
@@ -190,21 +192,26 @@ def with_images(predictions: Predictions, datamodule) -> Predictions:
     return predictions
 
 
-def write_evaluation_report(model, datamodule, out_dir: str | Path, **kwargs) -> Path:
+def write_evaluation_report(model, datamodule, out_dir: str | Path, warnings: Sequence[str] = (), **kwargs) -> Path:
     """The report of ``model``'s last test pass (``trainer.test``) over ``datamodule``'s test
-    sets: the same predictions and metrics the test pass logged."""
+    sets: the same predictions and metrics the test pass logged; ``warnings`` (the run's
+    data warnings) are shown at its top."""
     predictions = [with_images(p, datamodule) for p in model.test_predictions.values()]
     kwargs.setdefault("ordinal", bool(getattr(datamodule, "ordinal", False)))
+    notes = list(kwargs.pop("notes", ()))
     if datamodule.overlaps:  # accepted with data.allow_overlap=true
         shown = "; ".join(datamodule.overlaps[:5]) + (" ..." if len(datamodule.overlaps) > 5 else "")
-        kwargs.setdefault("notes", [
+        notes.append(
             f"{len(datamodule.overlaps)} samples are in two splits (data.allow_overlap=true), so "
             f"these numbers include images the model trained on: {shown}"
-        ])
-    return write_report(predictions, out_dir, metrics=model.test_results, **kwargs)
+        )
+    notes += [f"Data warning: {message}" for message in warnings]
+    return write_report(predictions, out_dir, metrics=model.test_results, notes=notes, **kwargs)
 
 
-def write_run_report(model, datamodule, run_dir: Path, loggers=(), global_step: int = 0) -> str | None:
+def write_run_report(
+    model, datamodule, run_dir: Path, loggers=(), global_step: int = 0, warnings: Sequence[str] = ()
+) -> str | None:
     """The report a training run writes at its end, into ``<run_dir>/report``, figures to TensorBoard too.
 
     A failing report warns instead of raising: the run's training and checkpoints are
@@ -224,6 +231,7 @@ def write_run_report(model, datamodule, run_dir: Path, loggers=(), global_step: 
             run_dir=run_dir,
             tensorboard=tensorboard,
             global_step=global_step,
+            warnings=warnings,
         )
     except Exception:  # noqa: BLE001 - reported, and the run's results stay valid
         logging.getLogger(__name__).warning("the evaluation report failed:\n%s", traceback.format_exc())

@@ -12,6 +12,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from imgcls import console
+from imgcls.errors import MissingFileError, UserError
 from imgcls.temp_files import remove_stale, temporary_path
 
 # Exit codes of a process stopped by a signal, as shells report them (128 + signal number).
@@ -19,12 +20,16 @@ EXIT_SIGTERM = 143
 EXIT_SIGINT = 130
 
 
-class CheckpointSaveError(OSError):
+class CheckpointSaveError(UserError, OSError):
     """A checkpoint could not be written; the run stops rather than train on unprotected."""
 
+    kind = "Checkpoint error"
 
-class CheckpointReadError(ValueError):
+
+class CheckpointReadError(UserError, ValueError):
     """A file is not a readable checkpoint, or would run code to load."""
+
+    kind = "Checkpoint error"
 
 
 # What a checkpoint from someone else must not do when it is loaded: run code. torch's
@@ -42,7 +47,7 @@ def read_checkpoint(path, map_location="cpu", trust: bool = False, mmap: bool = 
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise MissingFileError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location=map_location, weights_only=not trust, mmap=mmap)
     except pickle.UnpicklingError as error:

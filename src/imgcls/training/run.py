@@ -97,10 +97,13 @@ def build_classifier(cfg: DictConfig, datamodule):
 
 def build_callbacks(cfg: DictConfig) -> tuple[list, dict[int, dict]]:
     """The configured callbacks, and each one's config by ``id`` (what the callback's own
-    attributes do not tell, e.g. a checkpoint's ``every_n_train_steps``)."""
+    attributes do not tell, e.g. a checkpoint's ``every_n_train_steps``); always the warnings
+    about data too small or skewed to train on (:class:`DataWarnings`)."""
     from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 
-    callbacks, configs = [], {}
+    from imgcls.training.data_warnings import DataWarnings
+
+    callbacks, configs = [DataWarnings()], {}
     for config in (cfg.get("callbacks") or {}).values():
         if not config:
             continue
@@ -209,7 +212,9 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
     if cfg.get("report", False) and cfg.test and trainer.is_global_zero:
         from imgcls.reports.report import write_run_report
 
-        report = write_run_report(model, datamodule, run_dir, trainer.loggers, trainer.global_step)
+        report = write_run_report(
+            model, datamodule, run_dir, trainer.loggers, trainer.global_step, warnings=_data_warnings(trainer)
+        )
 
     best = history.best() or {}
     summary = {
@@ -232,6 +237,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
         "resolved": resolved,
         "wall_time_s": round(time.time() - started, 2),
         "report": report,
+        "warnings": _data_warnings(trainer),
     }
     write_record(run_dir, summary, rank_zero=trainer.is_global_zero)
     log_final_hparams(trainer.loggers, cfg, {**summary["best"], **test_metrics})
@@ -268,6 +274,12 @@ def _logger(config: DictConfig, purge_step: int | None):
     # everything from x = step on was logged after it, and the resumed run logs it again.
     extra = {"purge_step": purge_step} if purging and purge_step is not None else {}
     return instantiate(config, **extra)
+
+
+def _data_warnings(trainer) -> list[str]:
+    from imgcls.training.data_warnings import DataWarnings
+
+    return [message for c in trainer.callbacks if isinstance(c, DataWarnings) for message in c.warnings]
 
 
 def _last_checkpoint(trainer) -> str | None:
