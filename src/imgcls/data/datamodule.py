@@ -125,6 +125,11 @@ class ImageDataModule(L.LightningDataModule):
         """The main test split first, named ``test``, then any extra test sets."""
         return {"test": self._splits.test, **self._splits.extra_tests}
 
+    def sample_paths(self, split: str) -> list[str] | None:
+        """Each sample's file of ``split`` ("train", "val" or a test set's name), by position;
+        None for datasets held as arrays, whose samples are named by their position."""
+        return None
+
     @property
     def class_counts(self) -> list[int]:
         return torch.bincount(self._splits.train.labels, minlength=self.num_classes).tolist()

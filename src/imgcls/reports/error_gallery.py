@@ -42,7 +42,7 @@ def plot_error_gallery(predictions: Predictions, count: int = 16, columns: int =
             ax.imshow(image[0], cmap="gray", vmin=0, vmax=255)
         else:
             ax.imshow(image.transpose(1, 2, 0))
-        ax.set_title(f"#{predictions.indices[index]}\n{mistake_caption(predictions, index)}", fontsize=9)
+        ax.set_title(f"{predictions.sample_caption(index)}\n{mistake_caption(predictions, index)}", fontsize=9)
     fig.suptitle(title or "Most confident mistakes: true → predicted (p)")
     fig.tight_layout()
     return fig

@@ -17,6 +17,7 @@ from imgcls.reports.confusion_matrix import confused_pairs, plot_confusion_matri
 from imgcls.reports.curves import CSV_METRICS, epoch_metrics, plot_training_curves
 from imgcls.reports.error_gallery import plot_error_gallery
 from imgcls.reports.figures import plt
+from imgcls.reports.predictions_table import PREDICTIONS_FILE, write_predictions
 from imgcls.reports.tables import to_markdown
 
 REPORT_FILE = "report.md"
@@ -123,11 +124,18 @@ def _split_section(
     lines += ["| metric | value |", "|---|---|"]
     lines += [f"| {key} | {value:.4f} |" for key, value in {**headline, "ece": bins.ece}.items()]
 
+    per_image = f"{name}/{PREDICTIONS_FILE}"
+    (writer.out_dir / name).mkdir(parents=True, exist_ok=True)
+    write_predictions(predictions, writer.out_dir / per_image)
     per_class = writer.table(per_class_table(predictions), f"{name}/per_class.csv")
     averages = writer.table(averages_table(predictions), f"{name}/averages.csv")
     lines += ["", "### Per class, worst first", "", _read_md(writer, per_class), ""]
     lines += ["### Averages", "", _read_md(writer, averages), ""]
-    lines += [f"Tables as CSV: [per class]({per_class}), [averages]({averages})", ""]
+    lines += [
+        f"Tables as CSV: [per class]({per_class}), [averages]({averages}), "
+        f"[every image's prediction]({per_image})",
+        "",
+    ]
 
     matrix = confusion_matrix(predictions.labels, predictions.predicted, labels=range(len(names)))
     _write_matrix_csv(matrix, names, writer.out_dir / f"{name}/confusion_matrix.csv")
@@ -187,6 +195,7 @@ def with_images(predictions: Predictions, datamodule) -> Predictions:
     """``predictions`` of one of ``datamodule``'s test sets, able to show its images."""
     data = datamodule.test_sets[predictions.split]
     predictions.image_source, predictions.evaluated_of = data.images, len(data)
+    predictions.sample_paths = datamodule.sample_paths(predictions.split)
     return predictions
 
 
