@@ -66,6 +66,8 @@ class ImageDataModule(L.LightningDataModule):
         self._fixed_mean = [float(value) for value in mean] if mean is not None else None
         self._fixed_std = [float(value) for value in std] if std is not None else None
         self.splits: DatasetSplits | None = None
+        # The split ``trainer.predict`` evaluates: "test", "val", "train" or an extra test set.
+        self.predict_split = "test"
         # Samples found in two splits and accepted (data.allow_overlap): the report lists them.
         self.overlaps: list[str] = []
 
@@ -97,7 +99,7 @@ class ImageDataModule(L.LightningDataModule):
         return [self._evaluation_loader(split) for split in self.test_sets.values()]
 
     def predict_dataloader(self) -> DataLoader:
-        return self._evaluation_loader(self._splits.test)
+        return self._evaluation_loader(self.split(self.predict_split))
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, *rest = batch  # labels, and each sample's position for evaluation batches
@@ -124,6 +126,13 @@ class ImageDataModule(L.LightningDataModule):
     def test_sets(self) -> dict[str, ImageArrays]:
         """The main test split first, named ``test``, then any extra test sets."""
         return {"test": self._splits.test, **self._splits.extra_tests}
+
+    def split(self, name: str) -> ImageArrays:
+        """A split by name: "train", "val", or a test set's name."""
+        splits = {"train": self._splits.train, "val": self._splits.val, **self.test_sets}
+        if name not in splits:
+            raise KeyError(f"no split {name!r}; the splits are {', '.join(splits)}")
+        return splits[name]
 
     def sample_paths(self, split: str) -> list[str] | None:
         """Each sample's file of ``split`` ("train", "val" or a test set's name), by position;

@@ -271,6 +271,7 @@ class ImageClassifier(L.LightningModule):
             losses=losses[order].cpu().double().numpy(),
             loss_weights=weight[labels].cpu().double().numpy() if weight is not None else None,
             logits=logits.cpu().double().numpy(),
+            temperature=float(self.temperature) if self.calibrated else 1.0,
         )
 
     # --- predictions of other splits (calibration, suspect labels) ---------------------

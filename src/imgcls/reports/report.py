@@ -121,8 +121,12 @@ def _split_section(
         return metrics, [*lines, "No images.", ""]
     bins = calibration_bins(predictions)
     metrics["ece"] = bins.ece
+    # Calibrated by temperature scaling: the ECE of the raw softmax too, to show what it did.
+    raw_bins = calibration_bins(predictions.uncalibrated()) if predictions.calibrated else None
+    if raw_bins is not None:
+        metrics.update(ece_uncalibrated=raw_bins.ece, temperature=predictions.temperature)
     lines += ["| metric | value |", "|---|---|"]
-    lines += [f"| {key} | {value:.4f} |" for key, value in {**headline, "ece": bins.ece}.items()]
+    lines += [f"| {key} | {value:.4f} |" for key, value in metrics.items() if key not in ("samples", "evaluated_of")]
 
     per_image = f"{name}/{PREDICTIONS_FILE}"
     (writer.out_dir / name).mkdir(parents=True, exist_ok=True)
@@ -166,13 +170,21 @@ def _split_section(
         plot_confidence_histogram(predictions, title=f"Confidence, correct vs wrong: {name}"),
         f"{name}/confidence_histogram.png",
     )
-    lines += [
-        f"### Calibration (ECE = {bins.ece:.4f})",
-        "",
-        f"![reliability]({reliability})",
-        f"![confidence]({histogram})",
-        "",
-    ]
+    if raw_bins is None:
+        lines += [f"### Calibration (ECE = {bins.ece:.4f})", "", f"![reliability]({reliability})"]
+    else:
+        before = writer.figure(
+            plot_reliability_diagram(raw_bins, title=f"Reliability before temperature scaling: {name}"),
+            f"{name}/reliability_diagram_uncalibrated.png",
+        )
+        lines += [
+            f"### Calibration: temperature scaling (T = {predictions.temperature:.3f}, fitted on the "
+            f"validation set) took the ECE from {raw_bins.ece:.4f} to {bins.ece:.4f}",
+            "",
+            f"![reliability before temperature scaling]({before})",
+            f"![reliability after temperature scaling]({reliability})",
+        ]
+    lines += [f"![confidence]({histogram})", ""]
     gallery = writer.figure(
         plot_error_gallery(predictions, gallery_size, title=f"Most confident mistakes: {name}"),
         f"{name}/error_gallery.png",

@@ -193,10 +193,20 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
     trust = bool(cfg.get("trust_checkpoint", False))
     if cfg.train:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=not trust)
+    best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    calibration = None
+    if cfg.train and cfg.get("calibrate", True):
+        from imgcls.training.temperature import calibrate
+
+        calibration = calibrate(trainer, model, datamodule, best_path or None, weights_only=not trust)
     if cfg.test:
-        best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         ckpt = best_path or (None if cfg.train else cfg.get("ckpt_path"))
         trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=not trust)
+        if calibration is not None:
+            from imgcls.training.temperature import ece_before_after
+
+            for name, predictions in model.test_predictions.items():
+                calibration.update({f"{name}_{k}": v for k, v in ece_before_after(predictions).items()})
     # The test pass's own numbers (float64), which the report shows too.
     test_metrics = {
         f"{split_prefix(name)}{key}": value
@@ -229,6 +239,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
             "frozen": sum(p.numel() for p in model.parameters() if not p.requires_grad),
         },
         "resolved": resolved,
+        "calibration": calibration,
         "wall_time_s": round(time.time() - started, 2),
         "report": report,
     }
