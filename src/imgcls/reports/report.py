@@ -18,6 +18,7 @@ from imgcls.reports.curves import CSV_METRICS, epoch_metrics, plot_training_curv
 from imgcls.reports.error_gallery import plot_error_gallery
 from imgcls.reports.figures import plt
 from imgcls.reports.predictions_table import PREDICTIONS_FILE, write_predictions
+from imgcls.reports.suspect_labels import SUSPECT_LABELS_FILE, plot_suspect_gallery, suspect_table, suspects
 from imgcls.reports.tables import to_markdown
 
 REPORT_FILE = "report.md"
@@ -64,6 +65,8 @@ def write_report(
     confused_pairs_top: int = 20,
     title: str = "Evaluation report",
     notes: Sequence[str] = (),
+    labelled_splits: Sequence[Predictions] = (),
+    suspect_min_confidence: float = 0.5,
 ) -> Path:
     """Write tables, figures, ``evaluation.json`` and ``report.md`` into ``out_dir``; return report.md.
 
@@ -72,7 +75,8 @@ def write_report(
     way (:func:`imgcls.metrics.split_metrics`).
 
     ``run_dir`` (a training run's directory) adds its training curves; ``tensorboard`` (a
-    ``SummaryWriter``) receives every figure under ``report/...`` too.
+    ``SummaryWriter``) receives every figure under ``report/...`` too. ``labelled_splits``
+    (predictions of the training and validation sets) add the suspect labels.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -94,6 +98,8 @@ def write_report(
         split_numbers, section = _split_section(split, headline, writer, gallery_size, confused_pairs_top)
         all_metrics[split.split] = split_numbers
         lines += section
+    if labelled_splits:
+        lines += _suspects_section(labelled_splits, writer, gallery_size, suspect_min_confidence)
     (out_dir / EVALUATION_FILE).write_text(json.dumps(all_metrics, indent=2))
     report = out_dir / REPORT_FILE
     report.write_text("\n".join(lines))
@@ -193,6 +199,24 @@ def _split_section(
     return metrics, lines
 
 
+def _suspects_section(splits, writer: ReportWriter, gallery_size: int, min_confidence: float) -> list[str]:
+    found = suspects(splits, min_confidence)
+    suspect_table(found).to_csv(writer.out_dir / SUSPECT_LABELS_FILE, index=False, encoding="utf-8",
+                                errors="backslashreplace")
+    gallery = writer.figure(plot_suspect_gallery(found, gallery_size), "suspect_labels.png")
+    names = " and ".join(f"`{split.split}`" for split in splits)
+    return [
+        f"## Suspect labels ({len(found)} images of {names})",
+        "",
+        f"Images whose given label the model contradicts with p ≥ {min_confidence:g}, the highest "
+        f"loss first: [{SUSPECT_LABELS_FILE}]({SUSPECT_LABELS_FILE}) (split, file or index, given and "
+        "predicted label, probability, loss), to check and relabel from.",
+        "",
+        f"![suspect labels]({gallery})",
+        "",
+    ]
+
+
 def _read_md(writer: ReportWriter, relative_csv: str) -> str:
     return (writer.out_dir / relative_csv).with_suffix(".md").read_text().rstrip()
 
@@ -225,7 +249,9 @@ def write_evaluation_report(model, datamodule, out_dir: str | Path, **kwargs) ->
     return write_report(predictions, out_dir, metrics=model.test_results, **kwargs)
 
 
-def write_run_report(model, datamodule, run_dir: Path, loggers=(), global_step: int = 0) -> str | None:
+def write_run_report(
+    model, datamodule, run_dir: Path, loggers=(), global_step: int = 0, **kwargs
+) -> str | None:
     """The report a training run writes at its end, into ``<run_dir>/report``, figures to TensorBoard too.
 
     A failing report warns instead of raising: the run's training and checkpoints are
@@ -245,6 +271,7 @@ def write_run_report(model, datamodule, run_dir: Path, loggers=(), global_step: 
             run_dir=run_dir,
             tensorboard=tensorboard,
             global_step=global_step,
+            **kwargs,
         )
     except Exception:  # noqa: BLE001 - reported, and the run's results stay valid
         logging.getLogger(__name__).warning("the evaluation report failed:\n%s", traceback.format_exc())

@@ -214,11 +214,24 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
         for key, value in metrics.items()
     }
 
-    report = None
+    report, label_check = None, {}
+    suspect_cfg = cfg.get("suspect_labels") or {}
+    if cfg.get("report", False) and cfg.test and suspect_cfg.get("enabled", False):
+        from imgcls.training.split_predictions import predict_split
+
+        # Every process takes part in the passes; rank zero writes the report. The weights
+        # are the tested ones (the best checkpoint's).
+        splits = [predict_split(trainer, model, datamodule, name) for name in ("train", "val")]
+        label_check = {
+            "labelled_splits": [split for split in splits if split is not None],
+            "suspect_min_confidence": float(suspect_cfg.get("min_confidence", 0.5)),
+        }
     if cfg.get("report", False) and cfg.test and trainer.is_global_zero:
         from imgcls.reports.report import write_run_report
 
-        report = write_run_report(model, datamodule, run_dir, trainer.loggers, trainer.global_step)
+        report = write_run_report(
+            model, datamodule, run_dir, trainer.loggers, trainer.global_step, **label_check
+        )
 
     best = history.best() or {}
     summary = {
