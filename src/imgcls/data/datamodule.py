@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -138,6 +139,21 @@ class ImageDataModule(L.LightningDataModule):
         """Each sample's file of ``split`` ("train", "val" or a test set's name), by position;
         None for datasets held as arrays, whose samples are named by their position."""
         return None
+
+    def fingerprint(self) -> dict[str, object]:
+        """What identifies the data (run_manifest.py): each split's size and a SHA-256 of its
+        images and labels, and the class names."""
+        splits = {}
+        for name in ("train", "val", *self.test_sets):
+            data = self.split(name)
+            digest = hashlib.sha256(self._split_content_key(name))
+            digest.update(data.labels.numpy().tobytes())
+            splits[name] = {"samples": len(data), "sha256": digest.hexdigest()}
+        return {"type": type(self).__name__, "classes": self.class_names, "splits": splits}
+
+    def _split_content_key(self, name: str) -> bytes:
+        """The bytes that stand for a split's images in its fingerprint: the images themselves."""
+        return self.split(name).images.numpy().tobytes()
 
     @property
     def class_counts(self) -> list[int]:

@@ -9,6 +9,7 @@ splits to :class:`~imgcls.data.datamodule.ImageDataModule`.
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,6 +162,15 @@ class FileDataModule(ImageDataModule):
         if self.splits is None:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before its files are known")
         return self._split_paths[split]
+
+    def _split_content_key(self, name: str) -> bytes:
+        """A split's files as (path, size, modification time): listed, not read, so streaming
+        datasets too large to cache are fingerprinted in a moment."""
+        entries = []
+        for path in self.sample_paths(name):
+            stat = os.stat(path)
+            entries.append(f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}")
+        return "\n".join(entries).encode("utf-8", "surrogateescape")
 
     def _check_overlaps(self, files: FileSplits, splits: DatasetSplits) -> None:
         kept = {

@@ -187,7 +187,10 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
         # losses are logged per optimizer step (models/classifier.py), so the warning is moot.
         warnings.filterwarnings("ignore", message=r".*smaller than the logging interval")
     if trainer.is_global_zero:
+        from imgcls.run_manifest import build_manifest, write_manifest
+
         OmegaConf.save(OmegaConf.create(resolved), run_dir / RESOLVED_FILE)
+        write_manifest(run_dir, build_manifest(cfg, datamodule))
     console.info("Resolved: " + ", ".join(f"{key}={value}" for key, value in resolved.items()))
 
     trust = bool(cfg.get("trust_checkpoint", False))
