@@ -24,7 +24,7 @@ def test_suspects_are_confident_contradictions_by_loss():
     assert table["probability"].tolist() == [0.9, 0.6]
 
 
-@pytest.mark.e2e
+@pytest.mark.slow  # a training run of its own (about 20 s); `make test-slow`
 def test_flipped_labels_of_the_digits_top_the_suspect_list(tmp_path):
     from imgcls.training.run import train
 
