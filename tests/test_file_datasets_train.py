@@ -1,7 +1,9 @@
 """``python train.py data=X model=cnn`` end to end on each file dataset's fixture."""
 
 import json
+from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import run_train_py
 from image_fixtures import (
@@ -60,6 +62,14 @@ def test_folder_trains_end_to_end(tmp_path):
         "folder", root, tmp_path, "data.image_size=[32,32]", "trainer.max_epochs=1", "logger=csv"
     )
     assert metrics["status"] == "ok" and "test/acc" in metrics["test"]
+    # Every test image's prediction, named by its file: the folder it lies in is its label.
+    table = pd.read_csv(Path(metrics["report"]).parent / "test" / "predictions.csv")
+    assert len(table) == metrics["test_samples"]["test"]
+    paths = [Path(path) for path in table["path"]]
+    assert all(path.is_file() and root in path.parents for path in paths)
+    assert [path.parent.name for path in paths] == list(table["true_label"])
+    assert len(set(paths)) == len(paths)
+    assert (table["true_label"] == table["predicted_label"]).mean() == pytest.approx(metrics["test"]["test/acc"])
 
 
 def test_retinopathy_trains_end_to_end_with_imbalance_options_and_reports_kappa(tmp_path):

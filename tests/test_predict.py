@@ -75,8 +75,9 @@ def test_checkpoint_predictions_from_a_csv_match_the_model(tmp_path_factory, tmp
         predict_config(f"ckpt_path='{ckpt}'", f"input={tmp_path / 'list.csv'}", f"output={output}", "topk=3")
     )
     table = pd.read_csv(output, keep_default_na=False, dtype={"label_1": str})
-    with torch.no_grad():
-        expected = load_classifier(ckpt)(test.images.float() / 255).softmax(1).max(1)
+    model = load_classifier(ckpt)
+    with torch.no_grad():  # at the checkpoint's temperature (calibrated=true)
+        expected = model.probabilities(model(test.images.float() / 255)).max(1)
     assert list(table["label_1"][:40]) == [datamodule.class_names[i] for i in expected.indices]
     np.testing.assert_allclose(table["prob_1"][:40].astype(float), expected.values.numpy(), atol=1e-5)
     assert "prob_4" not in table

@@ -55,6 +55,7 @@ SPLIT_FILES = [
     "reliability_diagram.png",
     "confidence_histogram.png",
     "error_gallery.png",
+    "predictions.csv",
 ]
 
 
@@ -77,6 +78,23 @@ def test_training_run_writes_a_report_with_every_part(run_dir):
         assert metrics[key.removeprefix("test/")] == value, key
     assert metrics["acc"] > 0.8  # five epochs of the CNN really learn the digits
     assert metrics["top5"] > metrics["acc"]  # some mistakes have the true class among the top 5
+
+
+def test_predictions_csv_has_every_test_image_and_its_numbers(run_dir):
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    table = pd.read_csv(run_dir / "report" / "test" / "predictions.csv")
+    assert len(table) == summary["test_samples"]["test"]
+    # Array data: each row names its image by its position in the test split, once each.
+    assert sorted(table["index"]) == list(range(len(table)))
+    acc = (table["true_label"] == table["predicted_label"]).mean()
+    assert acc == pytest.approx(summary["test"]["test/acc"], abs=1e-12)
+    assert table["loss"].mean() == pytest.approx(summary["test"]["test/loss"], rel=1e-9)
+    assert (table["label_1"] == table["predicted_label"]).all()
+    assert np.allclose(table["prob_1"], table["probability"])
+    assert (table[[f"prob_{i}" for i in range(1, 6)]].diff(axis=1).iloc[:, 1:] <= 0).all().all()
+    top5 = np.mean([row.true_label in {row.label_1, row.label_2, row.label_3, row.label_4, row.label_5}
+                    for row in table.itertuples()])
+    assert top5 == pytest.approx(summary["test"]["test/top5"], abs=1e-12)
 
 
 def test_report_figures_are_in_tensorboard(run_dir):

@@ -8,7 +8,8 @@ the console, TensorBoard and the report all show.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -104,8 +105,11 @@ class Predictions:
 
     ``losses`` are the per-sample training criterion (class weights included) and
     ``loss_weights`` each sample's class weight, so the split's loss is their weighted mean.
-    ``image_source`` (the split's uint8 images, indexable by position) lets reports show
-    samples; ``evaluated_of`` is the split's size when only part of it was evaluated.
+    ``logits`` are the model's raw outputs, ``probabilities`` their softmax at ``temperature``
+    (1: uncalibrated; see training/temperature.py). ``image_source`` (the split's uint8 images, indexable by
+    position) lets reports show samples and ``sample_paths`` (the split's files, by
+    position; None for array datasets) name them; ``evaluated_of`` is the split's size when
+    only part of it was evaluated.
     """
 
     split: str
@@ -117,6 +121,9 @@ class Predictions:
     loss_weights: np.ndarray | None = None
     image_source: object | None = None
     evaluated_of: int | None = None
+    logits: np.ndarray | None = None
+    temperature: float = 1.0
+    sample_paths: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.indices is None:
@@ -143,6 +150,28 @@ class Predictions:
         """The uint8 ``[C, H, W]`` image of row ``row``."""
         image = self.image_source[int(self.indices[row])]
         return image.numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+
+    def sample_id(self, row: int) -> str:
+        """What names row ``row``'s sample: its file path, or its position in the split."""
+        position = int(self.indices[row])
+        return self.sample_paths[position] if self.sample_paths is not None else str(position)
+
+    def sample_caption(self, row: int) -> str:
+        """A short name for figures: the file name, or ``#<position>``."""
+        position = int(self.indices[row])
+        return Path(self.sample_paths[position]).name if self.sample_paths is not None else f"#{position}"
+
+    @property
+    def calibrated(self) -> bool:
+        return self.temperature != 1.0 and self.logits is not None
+
+    def uncalibrated(self) -> Predictions:
+        """The same predictions at temperature 1 (the model's raw softmax)."""
+        if not self.calibrated:
+            return self
+        shifted = self.logits - self.logits.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        return replace(self, probabilities=exp / exp.sum(axis=1, keepdims=True), temperature=1.0)
 
     @property
     def limited(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -72,6 +73,8 @@ class ImageDataModule(L.LightningDataModule):
         self._fixed_mean = [float(value) for value in mean] if mean is not None else None
         self._fixed_std = [float(value) for value in std] if std is not None else None
         self.splits: DatasetSplits | None = None
+        # The split ``trainer.predict`` evaluates: "test", "val", "train" or an extra test set.
+        self.predict_split = "test"
         # Samples found in two splits and accepted (data.allow_overlap): the report lists them.
         self.overlaps: list[str] = []
 
@@ -128,7 +131,7 @@ class ImageDataModule(L.LightningDataModule):
         return [self._evaluation_loader(split) for split in self.test_sets.values()]
 
     def predict_dataloader(self) -> DataLoader:
-        return self._evaluation_loader(self._splits.test)
+        return self._evaluation_loader(self.split(self.predict_split))
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, *rest = batch  # labels, and each sample's position for evaluation batches
@@ -155,6 +158,33 @@ class ImageDataModule(L.LightningDataModule):
     def test_sets(self) -> dict[str, ImageArrays]:
         """The main test split first, named ``test``, then any extra test sets."""
         return {"test": self._splits.test, **self._splits.extra_tests}
+
+    def split(self, name: str) -> ImageArrays:
+        """A split by name: "train", "val", or a test set's name."""
+        splits = {"train": self._splits.train, "val": self._splits.val, **self.test_sets}
+        if name not in splits:
+            raise KeyError(f"no split {name!r}; the splits are {', '.join(splits)}")
+        return splits[name]
+
+    def sample_paths(self, split: str) -> list[str] | None:
+        """Each sample's file of ``split`` ("train", "val" or a test set's name), by position;
+        None for datasets held as arrays, whose samples are named by their position."""
+        return None
+
+    def fingerprint(self) -> dict[str, object]:
+        """What identifies the data (run_manifest.py): each split's size and a SHA-256 of its
+        images and labels, and the class names."""
+        splits = {}
+        for name in ("train", "val", *self.test_sets):
+            data = self.split(name)
+            digest = hashlib.sha256(self._split_content_key(name))
+            digest.update(data.labels.numpy().tobytes())
+            splits[name] = {"samples": len(data), "sha256": digest.hexdigest()}
+        return {"type": type(self).__name__, "classes": self.class_names, "splits": splits}
+
+    def _split_content_key(self, name: str) -> bytes:
+        """The bytes that stand for a split's images in its fingerprint: the images themselves."""
+        return self.split(name).images.numpy().tobytes()
 
     @property
     def class_counts(self) -> list[int]:

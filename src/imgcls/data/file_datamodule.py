@@ -9,6 +9,7 @@ splits to :class:`~imgcls.data.datamodule.ImageDataModule`.
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,6 +99,8 @@ class FileDataModule(ImageDataModule):
         self.max_bad_fraction = float(max_bad_fraction)
         self.report_dir = Path(report_dir) if report_dir is not None else None
         self.bad_files: list[BadFile] = []
+        # Each split's files in the order of its images (bad files dropped), once set up.
+        self._split_paths: dict[str, list[str]] = {}
 
     # --- what subclasses provide -------------------------------------------------------
     def list_files(self) -> FileSplits:
@@ -134,9 +137,10 @@ class FileDataModule(ImageDataModule):
         self._bad_paths = set(bad)
         self._handle_bad(bad, total=sum(len(pool) for pool in pools.values()))
 
-        def arrays(samples: FileSamples, pool_name: str):
+        def arrays(samples: FileSamples, pool_name: str, split: str):
             keep = [i for i, path in enumerate(samples.paths) if path not in bad]
             samples = samples.subset(keep)
+            self._split_paths[split] = samples.paths
             if not self.cache:
                 return StreamingImages(samples.paths, samples.labels, self.image_size, self.channels)
             position = {path: i for i, path in enumerate(pools[pool_name])}
@@ -146,14 +150,28 @@ class FileDataModule(ImageDataModule):
             return ImageArrays(torch.from_numpy(images), torch.from_numpy(samples.labels))
 
         splits = DatasetSplits(
-            train=arrays(files.train, "main"),
-            val=arrays(files.val, "main"),
-            test=arrays(files.test, "main"),
+            train=arrays(files.train, "main", "train"),
+            val=arrays(files.val, "main", "val"),
+            test=arrays(files.test, "main", "test"),
             class_names=list(files.class_names),
-            extra_tests={name: arrays(samples, name) for name, samples in files.extra_tests.items()},
+            extra_tests={name: arrays(samples, name, name) for name, samples in files.extra_tests.items()},
         )
         self._check_overlaps(files, splits)
         return splits
+
+    def sample_paths(self, split: str) -> list[str] | None:
+        if self.splits is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() must run before its files are known")
+        return self._split_paths[split]
+
+    def _split_content_key(self, name: str) -> bytes:
+        """A split's files as (path, size, modification time): listed, not read, so streaming
+        datasets too large to cache are fingerprinted in a moment."""
+        entries = []
+        for path in self.sample_paths(name):
+            stat = os.stat(path)
+            entries.append(f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}")
+        return "\n".join(entries).encode("utf-8", "surrogateescape")
 
     def _check_overlaps(self, files: FileSplits, splits: DatasetSplits) -> None:
         kept = {

@@ -42,6 +42,7 @@ def evaluate(cfg: DictConfig) -> Path:
     data_cfg = cfg.get("data") or _run_data_config(ckpt, run_dir)
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_classifier(ckpt, map_location=device, trust=cfg.get("trust_checkpoint", False))
+    model.calibrated = bool(cfg.get("calibrated", True))
     overrides = {"eval_batch_size": cfg.batch_size} if cfg.get("batch_size") else {}
     datamodule = instantiate(data_cfg, **overrides)
     datamodule.prepare_data()

@@ -35,16 +35,19 @@ class InferenceModel:
     preprocess: Callable[[str | Path], torch.Tensor]
     input_shape: tuple[int, int, int]
     weights_file: Path | None
+    # A checkpoint's temperature (training/temperature.py); 1: the raw softmax.
+    temperature: float = 1.0
 
     @torch.no_grad()
     def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.net(batch).float().softmax(dim=1)
+        return (self.net(batch).float() / self.temperature).softmax(dim=1)
 
 
-def load_inference_model(spec: str, trust_checkpoint: bool = False) -> InferenceModel:
-    """The model a spec names (see the module docstring)."""
+def load_inference_model(spec: str, trust_checkpoint: bool = False, calibrated: bool = True) -> InferenceModel:
+    """The model a spec names (see the module docstring); a checkpoint's probabilities are
+    calibrated by its temperature unless ``calibrated`` is false."""
     if Path(spec).suffix in CHECKPOINT_SUFFIXES:
-        return from_checkpoint(spec, trust=trust_checkpoint)
+        return from_checkpoint(spec, trust=trust_checkpoint, calibrated=calibrated)
     name, _, weights = spec.partition(":")
     if Path(weights).suffix in STATE_DICT_SUFFIXES or "/" in weights:
         return from_state_dict(name, weights)
@@ -59,8 +62,9 @@ def load_classifier(ckpt_path: str | Path, map_location: str | torch.device = "c
     return ImageClassifier.from_checkpoint(Path(ckpt_path), map_location=map_location, trust=trust).eval()
 
 
-def from_checkpoint(ckpt_path: str | Path, trust: bool = False) -> InferenceModel:
-    """A trained imgcls checkpoint: images are decoded to its training input shape, in [0, 1]."""
+def from_checkpoint(ckpt_path: str | Path, trust: bool = False, calibrated: bool = True) -> InferenceModel:
+    """A trained imgcls checkpoint: images are decoded to its training input shape, in [0, 1];
+    probabilities at its temperature when ``calibrated``."""
     model = load_classifier(ckpt_path, trust=trust)
     channels, height, width = (int(v) for v in model.hparams.input_shape)
 
@@ -74,6 +78,7 @@ def from_checkpoint(ckpt_path: str | Path, trust: bool = False) -> InferenceMode
         preprocess=preprocess,
         input_shape=(channels, height, width),
         weights_file=Path(ckpt_path),
+        temperature=float(model.temperature) if calibrated else 1.0,
     )
 
 

@@ -89,7 +89,9 @@ def run_predict(cfg) -> Path:
             "set exactly one of ckpt_path=<file.ckpt> or model_name=<torchvision model> [weights=...]"
         )
     spec = cfg.ckpt_path or f"{cfg.model_name}:{cfg.weights}"
-    model = load_inference_model(str(spec), trust_checkpoint=cfg.get("trust_checkpoint", False))
+    model = load_inference_model(
+        str(spec), trust_checkpoint=cfg.get("trust_checkpoint", False), calibrated=cfg.get("calibrated", True)
+    )
     table = predict_files(model, list_inputs(cfg.input, cfg.path_column), cfg.topk, cfg.batch_size)
     output = Path(cfg.output)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -60,6 +60,11 @@ class ImageClassifier(L.LightningModule):
         mean, std = offers(self.net).input_normalization() or (mean, std)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        # Temperature scaling (training/temperature.py): fitted on the validation set after
+        # training and saved with the weights; 1 means uncalibrated. ``calibrated=False``
+        # makes probabilities ignore it. Logits, predictions and losses never use it.
+        self.register_buffer("temperature", torch.ones(()))
+        self.calibrated = True
         weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
         self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
         self.train_metrics = EpochMetrics(num_classes, "train/", ordinal)
@@ -101,6 +106,16 @@ class ImageClassifier(L.LightningModule):
     @property
     def class_names(self) -> list[str]:
         return list(self.hparams.class_names)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class probabilities of ``logits``: calibrated by the temperature unless ``calibrated`` is off."""
+        return (logits / self.temperature if self.calibrated else logits).softmax(dim=1)
+
+    def on_load_checkpoint(self, checkpoint) -> None:
+        # Checkpoints saved before temperature scaling existed are uncalibrated.
+        state = checkpoint.get("state_dict")
+        if state is not None and "temperature" not in state:
+            state["temperature"] = torch.ones(())
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits for float images in [0, 1], shaped ``[N, C, H, W]``."""
@@ -210,15 +225,14 @@ class ImageClassifier(L.LightningModule):
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
         images, labels, positions = batch
         logits = self(images).float()
-        losses = self._sample_losses(logits, labels)
         name = self.hparams.test_set_names[dataloader_idx]
-        self._test_batches[name].append((logits.softmax(dim=1), labels, positions, losses))
+        self._test_batches[name].append((logits, labels, positions, self._sample_losses(logits, labels)))
 
     def on_test_epoch_end(self):
         """Every test set's predictions, gathered from all processes, become its metrics:
         the numbers the console, ``metrics.json``, TensorBoard and the report show."""
         for name in self.hparams.test_set_names:
-            predictions = self._gathered_predictions(name)
+            predictions = self._gathered_predictions(name, self._test_batches[name])
             metrics = split_metrics(predictions, self.hparams.ordinal)
             self.test_predictions[name], self.test_results[name] = predictions, metrics
             prefix = split_prefix(name)
@@ -234,7 +248,8 @@ class ImageClassifier(L.LightningModule):
             reduction="none",
         )
 
-    def _gathered_predictions(self, name: str) -> Predictions:
+    def _gathered_predictions(self, name: str, batches: list) -> Predictions:
+        """``batches`` of (logits, labels, positions, losses) from every process, in dataset order."""
         # A process may hold no batch at all (a tiny or limited test set under DDP).
         empty = (
             torch.zeros(0, self.hparams.num_classes, device=self.device),
@@ -242,23 +257,42 @@ class ImageClassifier(L.LightningModule):
             torch.zeros(0, dtype=torch.long, device=self.device),
             torch.zeros(0, device=self.device),
         )
-        columns = zip(*(self._test_batches[name] or [empty]), strict=True)
-        probabilities, labels, positions, losses = (gather_rows(self, torch.cat(column)) for column in columns)
+        columns = zip(*(batches or [empty]), strict=True)
+        logits, labels, positions, losses = (gather_rows(self, torch.cat(column)) for column in columns)
         order = positions.argsort()  # dataset order, whatever the number of processes
+        logits, labels = logits[order], labels[order]
         weight = self.criterion.weight
         return Predictions(
             split=name,
-            probabilities=probabilities[order].cpu().double().numpy(),
-            labels=labels[order].cpu().numpy(),
+            probabilities=self.probabilities(logits.double()).cpu().numpy(),
+            labels=labels.cpu().numpy(),
             class_names=self.class_names,
             indices=positions[order].cpu().numpy(),
             losses=losses[order].cpu().double().numpy(),
-            loss_weights=weight[labels[order]].cpu().double().numpy() if weight is not None else None,
+            loss_weights=weight[labels].cpu().double().numpy() if weight is not None else None,
+            logits=logits.cpu().double().numpy(),
+            temperature=float(self.temperature) if self.calibrated else 1.0,
         )
 
+    # --- predictions of other splits (calibration, suspect labels) ---------------------
+    def on_predict_epoch_start(self):
+        self._predict_batches = []
+        self.predicted = None
+
     def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        """Probabilities of a batch. Evaluation batches, ``(images, labels, positions)``, are
+        also kept as :attr:`predicted` (the same per-sample results as the test pass)."""
         images = batch[0] if isinstance(batch, list | tuple) else batch
-        return self(images).softmax(dim=1)
+        logits = self(images).float()
+        if isinstance(batch, list | tuple) and len(batch) == 3:
+            _, labels, positions = batch
+            self._predict_batches.append((logits, labels, positions, self._sample_losses(logits, labels)))
+        return self.probabilities(logits)
+
+    def on_predict_epoch_end(self):
+        if self._predict_batches:
+            self.predicted = self._gathered_predictions("predict", self._predict_batches)
+        self._predict_batches = []
 
     # --- optimization ------------------------------------------------------------------
     def configure_optimizers(self):

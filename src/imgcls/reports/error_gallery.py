@@ -27,23 +27,36 @@ def mistake_caption(predictions: Predictions, index: int) -> str:
 def plot_error_gallery(predictions: Predictions, count: int = 16, columns: int = 4, title: str | None = None):
     """A grid of the ``count`` most confident mistakes, or a note when there are none."""
     picks = most_confident_mistakes(predictions, count)
-    if not predictions.has_images or not len(picks):
+    return plot_sample_grid(
+        [(predictions, int(row)) for row in picks],
+        columns,
+        title or "Most confident mistakes: true → predicted (p)",
+        empty="no mistakes",
+    )
+
+
+def plot_sample_grid(samples, columns: int = 4, title: str = "", empty: str = "none", show_split: bool = False):
+    """Images of ``samples``, ``(predictions, row)`` pairs, each titled with its file name (or
+    ``#index``; after its split's name with ``show_split``) and ``true → predicted (p)``; a
+    note saying ``empty`` when there are none."""
+    if not samples or not samples[0][0].has_images:
         fig, ax = plt.subplots(figsize=(4, 1.5))
         ax.axis("off")
-        ax.text(0.5, 0.5, "no mistakes" if not len(picks) else "no images", ha="center", va="center")
+        ax.text(0.5, 0.5, empty if not samples else "no images", ha="center", va="center")
         return fig
-    columns = min(columns, len(picks))
-    rows = math.ceil(len(picks) / columns)
+    columns = min(columns, len(samples))
+    rows = math.ceil(len(samples) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, index in zip(axes.flat, picks, strict=False):
-        image = predictions.image(index)
+    for ax, (predictions, row) in zip(axes.flat, samples, strict=False):
+        image = predictions.image(row)
         if image.shape[0] == 1:
             ax.imshow(image[0], cmap="gray", vmin=0, vmax=255)
         else:
             ax.imshow(image.transpose(1, 2, 0))
-        ax.set_title(f"#{predictions.indices[index]}\n{mistake_caption(predictions, index)}", fontsize=9)
-    fig.suptitle(title or "Most confident mistakes: true → predicted (p)")
+        name = f"{predictions.split} {predictions.sample_caption(row)}" if show_split else predictions.sample_caption(row)
+        ax.set_title(f"{name}\n{mistake_caption(predictions, row)}", fontsize=9)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -18,6 +18,8 @@ from imgcls.reports.confusion_matrix import confused_pairs, plot_confusion_matri
 from imgcls.reports.curves import CSV_METRICS, epoch_metrics, plot_training_curves
 from imgcls.reports.error_gallery import plot_error_gallery
 from imgcls.reports.figures import plt
+from imgcls.reports.predictions_table import PREDICTIONS_FILE, write_predictions
+from imgcls.reports.suspect_labels import SUSPECT_LABELS_FILE, plot_suspect_gallery, suspect_table, suspects
 from imgcls.reports.tables import to_markdown
 
 REPORT_FILE = "report.md"
@@ -64,6 +66,8 @@ def write_report(
     confused_pairs_top: int = 20,
     title: str = "Evaluation report",
     notes: Sequence[str] = (),
+    labelled_splits: Sequence[Predictions] = (),
+    suspect_min_confidence: float = 0.5,
 ) -> Path:
     """Write tables, figures, ``evaluation.json`` and ``report.md`` into ``out_dir``; return report.md.
 
@@ -72,7 +76,8 @@ def write_report(
     way (:func:`imgcls.metrics.split_metrics`).
 
     ``run_dir`` (a training run's directory) adds its training curves; ``tensorboard`` (a
-    ``SummaryWriter``) receives every figure under ``report/...`` too.
+    ``SummaryWriter``) receives every figure under ``report/...`` too. ``labelled_splits``
+    (predictions of the training and validation sets) add the suspect labels.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -94,6 +99,8 @@ def write_report(
         split_numbers, section = _split_section(split, headline, writer, gallery_size, confused_pairs_top)
         all_metrics[split.split] = split_numbers
         lines += section
+    if labelled_splits:
+        lines += _suspects_section(labelled_splits, writer, gallery_size, suspect_min_confidence)
     (out_dir / EVALUATION_FILE).write_text(json.dumps(all_metrics, indent=2))
     report = out_dir / REPORT_FILE
     report.write_text("\n".join(lines))
@@ -121,14 +128,25 @@ def _split_section(
         return metrics, [*lines, "No images.", ""]
     bins = calibration_bins(predictions)
     metrics["ece"] = bins.ece
+    # Calibrated by temperature scaling: the ECE of the raw softmax too, to show what it did.
+    raw_bins = calibration_bins(predictions.uncalibrated()) if predictions.calibrated else None
+    if raw_bins is not None:
+        metrics.update(ece_uncalibrated=raw_bins.ece, temperature=predictions.temperature)
     lines += ["| metric | value |", "|---|---|"]
-    lines += [f"| {key} | {value:.4f} |" for key, value in {**headline, "ece": bins.ece}.items()]
+    lines += [f"| {key} | {value:.4f} |" for key, value in metrics.items() if key not in ("samples", "evaluated_of")]
 
+    per_image = f"{name}/{PREDICTIONS_FILE}"
+    (writer.out_dir / name).mkdir(parents=True, exist_ok=True)
+    write_predictions(predictions, writer.out_dir / per_image)
     per_class = writer.table(per_class_table(predictions), f"{name}/per_class.csv")
     averages = writer.table(averages_table(predictions), f"{name}/averages.csv")
     lines += ["", "### Per class, worst first", "", _read_md(writer, per_class), ""]
     lines += ["### Averages", "", _read_md(writer, averages), ""]
-    lines += [f"Tables as CSV: [per class]({per_class}), [averages]({averages})", ""]
+    lines += [
+        f"Tables as CSV: [per class]({per_class}), [averages]({averages}), "
+        f"[every image's prediction]({per_image})",
+        "",
+    ]
 
     matrix = confusion_matrix(predictions.labels, predictions.predicted, labels=range(len(names)))
     _write_matrix_csv(matrix, names, writer.out_dir / f"{name}/confusion_matrix.csv")
@@ -159,19 +177,45 @@ def _split_section(
         plot_confidence_histogram(predictions, title=f"Confidence, correct vs wrong: {name}"),
         f"{name}/confidence_histogram.png",
     )
-    lines += [
-        f"### Calibration (ECE = {bins.ece:.4f})",
-        "",
-        f"![reliability]({reliability})",
-        f"![confidence]({histogram})",
-        "",
-    ]
+    if raw_bins is None:
+        lines += [f"### Calibration (ECE = {bins.ece:.4f})", "", f"![reliability]({reliability})"]
+    else:
+        before = writer.figure(
+            plot_reliability_diagram(raw_bins, title=f"Reliability before temperature scaling: {name}"),
+            f"{name}/reliability_diagram_uncalibrated.png",
+        )
+        lines += [
+            f"### Calibration: temperature scaling (T = {predictions.temperature:.3f}, fitted on the "
+            f"validation set) took the ECE from {raw_bins.ece:.4f} to {bins.ece:.4f}",
+            "",
+            f"![reliability before temperature scaling]({before})",
+            f"![reliability after temperature scaling]({reliability})",
+        ]
+    lines += [f"![confidence]({histogram})", ""]
     gallery = writer.figure(
         plot_error_gallery(predictions, gallery_size, title=f"Most confident mistakes: {name}"),
         f"{name}/error_gallery.png",
     )
     lines += ["### Most confident mistakes (true → predicted (p))", "", f"![error gallery]({gallery})", ""]
     return metrics, lines
+
+
+def _suspects_section(splits, writer: ReportWriter, gallery_size: int, min_confidence: float) -> list[str]:
+    found = suspects(splits, min_confidence)
+    suspect_table(found).to_csv(writer.out_dir / SUSPECT_LABELS_FILE, index=False, encoding="utf-8",
+                                errors="backslashreplace")
+    gallery = writer.figure(plot_suspect_gallery(found, gallery_size), "suspect_labels.png")
+    names = " and ".join(f"`{split.split}`" for split in splits)
+    return [
+        f"## Suspect labels ({len(found)} images of {names})",
+        "",
+        f"Images whose given label the model contradicts with p ≥ {min_confidence:g}, the highest "
+        f"loss first: [{SUSPECT_LABELS_FILE}]({SUSPECT_LABELS_FILE}) (split, file or index, given and "
+        "predicted label, probability, loss), to check and relabel from.",
+        "",
+        f"![suspect labels]({gallery})",
+        "",
+    ]
 
 
 def _read_md(writer: ReportWriter, relative_csv: str) -> str:
@@ -189,6 +233,7 @@ def with_images(predictions: Predictions, datamodule) -> Predictions:
     """``predictions`` of one of ``datamodule``'s test sets, able to show its images."""
     data = datamodule.test_sets[predictions.split]
     predictions.image_source, predictions.evaluated_of = data.images, len(data)
+    predictions.sample_paths = datamodule.sample_paths(predictions.split)
     return predictions
 
 
@@ -210,7 +255,7 @@ def write_evaluation_report(model, datamodule, out_dir: str | Path, warnings: Se
 
 
 def write_run_report(
-    model, datamodule, run_dir: Path, loggers=(), global_step: int = 0, warnings: Sequence[str] = ()
+    model, datamodule, run_dir: Path, loggers=(), global_step: int = 0, **kwargs
 ) -> str | None:
     """The report a training run writes at its end, into ``<run_dir>/report``, figures to TensorBoard too.
 
@@ -231,7 +276,7 @@ def write_run_report(
             run_dir=run_dir,
             tensorboard=tensorboard,
             global_step=global_step,
-            warnings=warnings,
+            **kwargs,
         )
     except Exception:  # noqa: BLE001 - reported, and the run's results stay valid
         logging.getLogger(__name__).warning("the evaluation report failed:\n%s", traceback.format_exc())

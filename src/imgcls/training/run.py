@@ -191,16 +191,29 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
         # losses are logged per optimizer step (models/classifier.py), so the warning is moot.
         warnings.filterwarnings("ignore", message=r".*smaller than the logging interval")
     if trainer.is_global_zero:
+        from imgcls.run_manifest import build_manifest, write_manifest
+
         OmegaConf.save(OmegaConf.create(resolved), run_dir / RESOLVED_FILE)
+        write_manifest(run_dir, build_manifest(cfg, datamodule))
     console.info("Resolved: " + ", ".join(f"{key}={value}" for key, value in resolved.items()))
 
     trust = bool(cfg.get("trust_checkpoint", False))
     if cfg.train:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=not trust)
+    best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    calibration = None
+    if cfg.train and cfg.get("calibrate", True):
+        from imgcls.training.temperature import calibrate
+
+        calibration = calibrate(trainer, model, datamodule, best_path or None, weights_only=not trust)
     if cfg.test:
-        best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         ckpt = best_path or (None if cfg.train else cfg.get("ckpt_path"))
         trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=not trust)
+        if calibration is not None:
+            from imgcls.training.temperature import ece_before_after
+
+            for name, predictions in model.test_predictions.items():
+                calibration.update({f"{name}_{k}": v for k, v in ece_before_after(predictions).items()})
     # The test pass's own numbers (float64), which the report shows too.
     test_metrics = {
         f"{split_prefix(name)}{key}": value
@@ -208,12 +221,29 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
         for key, value in metrics.items()
     }
 
-    report = None
+    report, label_check = None, {}
+    suspect_cfg = cfg.get("suspect_labels") or {}
+    if cfg.get("report", False) and cfg.test and suspect_cfg.get("enabled", False):
+        from imgcls.training.split_predictions import predict_split
+
+        # Every process takes part in the passes; rank zero writes the report. The weights
+        # are the tested ones (the best checkpoint's).
+        splits = [predict_split(trainer, model, datamodule, name) for name in ("train", "val")]
+        label_check = {
+            "labelled_splits": [split for split in splits if split is not None],
+            "suspect_min_confidence": float(suspect_cfg.get("min_confidence", 0.5)),
+        }
     if cfg.get("report", False) and cfg.test and trainer.is_global_zero:
         from imgcls.reports.report import write_run_report
 
         report = write_run_report(
-            model, datamodule, run_dir, trainer.loggers, trainer.global_step, warnings=_data_warnings(trainer)
+            model,
+            datamodule,
+            run_dir,
+            trainer.loggers,
+            trainer.global_step,
+            warnings=_data_warnings(trainer),
+            **label_check,
         )
 
     best = history.best() or {}
@@ -235,6 +265,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
             "frozen": sum(p.numel() for p in model.parameters() if not p.requires_grad),
         },
         "resolved": resolved,
+        "calibration": calibration,
         "wall_time_s": round(time.time() - started, 2),
         "report": report,
         "warnings": _data_warnings(trainer),

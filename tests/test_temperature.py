@@ -1,0 +1,100 @@
+"""Temperature scaling: fitted on the validation set, stored in the best checkpoint, used by
+the test pass, predict.py and evaluate.py."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from digits_run import best_checkpoint, trained_digits_run
+from PIL import Image
+
+from imgcls.metrics import Predictions
+from imgcls.reports.calibration import calibration_bins
+from imgcls.training.temperature import at_temperature, fit_temperature
+
+
+def overconfident_predictions(scale: float = 6.0, n: int = 3000, k: int = 10) -> Predictions:
+    """A model about 70% right whose logits are ``scale`` times too large."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, k, n)
+    logits = rng.normal(size=(n, k))
+    logits[np.arange(n), labels] += 1.6
+    logits *= scale
+    probabilities = torch.from_numpy(logits).softmax(1).numpy()
+    return Predictions("val", probabilities, labels, [str(i) for i in range(k)], logits=logits)
+
+
+def test_temperature_scaling_lowers_the_ece_of_an_overconfident_model():
+    val = overconfident_predictions()
+    temperature = fit_temperature(torch.from_numpy(val.logits), torch.from_numpy(val.labels))
+    assert temperature > 2  # the logits are scaled down, by most of the 6x over-scaling
+    before, after = calibration_bins(val).ece, calibration_bins(at_temperature(val, temperature)).ece
+    assert before > 0.2 and after < 0.05
+    calibrated = at_temperature(val, temperature)
+    assert (calibrated.predicted == val.predicted).all()  # the same classes, other probabilities
+    assert calibrated.uncalibrated().probabilities == pytest.approx(val.probabilities)
+
+
+def test_an_empty_validation_set_leaves_the_temperature_at_one():
+    assert fit_temperature(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long)) == 1.0
+
+
+# --- a real run ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return trained_digits_run(tmp_path_factory.getbasetemp() / "digits_run")
+
+
+@pytest.mark.e2e
+def test_the_run_stores_its_temperature_and_reports_the_ece_before_and_after(run_dir):
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    calibration = summary["calibration"]
+    temperature = calibration["temperature"]
+    assert temperature != 1.0
+    assert calibration["val_ece"] < calibration["val_ece_uncalibrated"]
+    assert {"test_ece", "test_ece_uncalibrated"} <= set(calibration)
+    # In the best checkpoint's weights, read as weights and plain data only.
+    checkpoint = torch.load(best_checkpoint(run_dir), map_location="cpu", weights_only=True)
+    assert float(checkpoint["state_dict"]["temperature"]) == pytest.approx(temperature, rel=1e-6)
+
+    report = (run_dir / "report" / "report.md").read_text()
+    assert "test/reliability_diagram_uncalibrated.png" in report and "temperature scaling" in report
+    evaluation = json.loads((run_dir / "report" / "evaluation.json").read_text())["test"]
+    assert evaluation["ece"] == pytest.approx(calibration["test_ece"])
+    assert evaluation["ece_uncalibrated"] == pytest.approx(calibration["test_ece_uncalibrated"])
+
+
+@pytest.mark.e2e
+def test_predict_uses_the_checkpoints_temperature_unless_told_not_to(run_dir, tmp_path):
+    from sklearn.datasets import load_digits
+
+    from imgcls.inference.loading import load_classifier, load_inference_model
+    from imgcls.inference.predict import list_inputs, predict_files
+
+    ckpt = best_checkpoint(run_dir)
+    temperature = json.loads((run_dir / "metrics.json").read_text())["calibration"]["temperature"]
+    images = np.rint(load_digits().images[:6] * (255 / 16)).astype(np.uint8)
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(tmp_path / f"{i}.png")
+    with torch.no_grad():
+        logits = load_classifier(ckpt)(torch.from_numpy(images[:, None]).float() / 255)
+
+    for calibrated, expected_t in ((True, temperature), (False, 1.0)):
+        model = load_inference_model(str(ckpt), calibrated=calibrated)
+        assert model.temperature == pytest.approx(expected_t, rel=1e-6)
+        table = predict_files(model, list_inputs(tmp_path), topk=1)
+        expected = (logits / expected_t).softmax(1).max(1).values.numpy()
+        assert table["prob_1"].to_numpy() == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.e2e
+def test_a_checkpoint_from_before_temperature_scaling_loads_uncalibrated(run_dir, tmp_path):
+    from imgcls.models.classifier import ImageClassifier
+
+    checkpoint = torch.load(best_checkpoint(run_dir), map_location="cpu", weights_only=True)
+    del checkpoint["state_dict"]["temperature"]
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    assert float(ImageClassifier.from_checkpoint(tmp_path / "old.ckpt").temperature) == 1.0
