@@ -197,14 +197,16 @@ def write_evaluation_report(model, datamodule, out_dir: str | Path, **kwargs) ->
     kwargs.setdefault("ordinal", bool(getattr(datamodule, "ordinal", False)))
     if datamodule.overlaps:  # accepted with data.allow_overlap=true
         shown = "; ".join(datamodule.overlaps[:5]) + (" ..." if len(datamodule.overlaps) > 5 else "")
-        kwargs.setdefault("notes", [
+        kwargs["notes"] = [*kwargs.get("notes", ()), (
             f"{len(datamodule.overlaps)} samples are in two splits (data.allow_overlap=true), so "
             f"these numbers include images the model trained on: {shown}"
-        ])
+        )]
     return write_report(predictions, out_dir, metrics=model.test_results, **kwargs)
 
 
-def write_run_report(model, datamodule, run_dir: Path, loggers=(), global_step: int = 0) -> str | None:
+def write_run_report(
+    model, datamodule, run_dir: Path, loggers=(), global_step: int = 0, notes: Sequence[str] = ()
+) -> str | None:
     """The report a training run writes at its end, into ``<run_dir>/report``, figures to TensorBoard too.
 
     A failing report warns instead of raising: the run's training and checkpoints are
@@ -224,6 +226,7 @@ def write_run_report(model, datamodule, run_dir: Path, loggers=(), global_step: 
             run_dir=run_dir,
             tensorboard=tensorboard,
             global_step=global_step,
+            notes=list(notes),
         )
     except Exception:  # noqa: BLE001 - reported, and the run's results stay valid
         logging.getLogger(__name__).warning("the evaluation report failed:\n%s", traceback.format_exc())

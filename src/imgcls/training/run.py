@@ -180,6 +180,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
     check_values(cfg)  # in here, so that a sweep records a bad job and goes on
     console.silence_library_noise()
     from imgcls.reports.tensorboard import log_final_hparams
+    from imgcls.training.weight_averaging import RAW, evaluated_weights
 
     datamodule, model, trainer, history, resolved = compose(cfg, extra_callbacks)
     if resolved["fused_steps"] > 1:
@@ -204,11 +205,13 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
         for key, value in metrics.items()
     }
 
+    weights = evaluated_weights(trainer.callbacks)
     report = None
     if cfg.get("report", False) and cfg.test and trainer.is_global_zero:
         from imgcls.reports.report import write_run_report
 
-        report = write_run_report(model, datamodule, run_dir, trainer.loggers, trainer.global_step)
+        notes = [] if weights == RAW else [f"Evaluated with the averaged weights: {weights}."]
+        report = write_run_report(model, datamodule, run_dir, trainer.loggers, trainer.global_step, notes)
 
     best = history.best() or {}
     summary = {
@@ -217,6 +220,8 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
         "best_epoch": best.get("epoch"),
         "best": {key: value for key, value in best.items() if key != "epoch"},
         "test": test_metrics,
+        # What validation, the best checkpoint and the test pass evaluated: raw or averaged.
+        "weights": weights,
         "test_samples": {name: len(p.labels) for name, p in model.test_predictions.items()},
         "epochs_trained": trainer.current_epoch,
         "best_checkpoint": trainer.checkpoint_callback.best_model_path
