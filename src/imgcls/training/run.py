@@ -132,10 +132,12 @@ def build_trainer(cfg: DictConfig, callbacks=(), **trainer_overrides):
 
 def configure_steps(cfg: DictConfig, trainer, model, datamodule, callback_configs=None) -> int:
     """Resolve ``fused_steps`` for this trainer and hand it to the loader and the model."""
-    from imgcls.training import fused_steps
+    from imgcls.training import fused_steps, tuning
 
     batch_bytes = datamodule.batch_size * math.prod(datamodule.input_shape)  # uint8 images
-    steps = fused_steps.resolve_fused_steps(cfg.get("fused_steps", 1), trainer, batch_bytes, callback_configs)
+    steps = fused_steps.resolve_fused_steps(
+        cfg.get("fused_steps", 1), trainer, batch_bytes, callback_configs, tuning.requested(cfg)
+    )
     fused_steps.configure(trainer, model, datamodule, steps)
     return steps
 
@@ -177,12 +179,31 @@ def compose(cfg: DictConfig, extra_callbacks=()):
 
 # --- the run ---------------------------------------------------------------------------
 def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callbacks) -> float | None:
+    from imgcls.training import tuning
+
     check_values(cfg)  # in here, so that a sweep records a bad job and goes on
+    tuning.check_tuning_config(cfg)
     console.silence_library_noise()
     from imgcls.reports.tensorboard import log_final_hparams
     from imgcls.training.weight_averaging import RAW, evaluated_weights
 
     datamodule, model, trainer, history, resolved = compose(cfg, extra_callbacks)
+    tuned = {}
+    if tuning.requested(cfg):
+        tuning.check_tuning_trainer(cfg, trainer)
+        tuned = tuning.tune(cfg, trainer, model, datamodule, run_dir)
+        if tuning.exits_after_tuning(cfg):
+            record = {"status": "ok", "trained": False, "tuner": tuned, "wall_time_s": round(time.time() - started, 2)}
+            write_record(run_dir, record, rank_zero=trainer.is_global_zero)
+            console.info(f"Tuned only ({', '.join(tuning.requested(cfg))}): no training. Results in {run_dir}")
+            return None
+        if "lr_find" in tuned:
+            resolved["optimizer.lr"] = float(model.hparams.optimizer["lr"])
+        if "batch_size_find" in tuned:
+            from imgcls.training import fused_steps
+
+            fused_steps.configure(trainer, model, datamodule, resolved["fused_steps"])  # the new batch size
+            resolved["data.batch_size"] = int(datamodule.batch_size)
     if resolved["fused_steps"] > 1:
         # Lightning compares its own (grouped) batch count with log_every_n_steps; the step
         # losses are logged per optimizer step (models/classifier.py), so the warning is moot.
@@ -234,6 +255,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
             "frozen": sum(p.numel() for p in model.parameters() if not p.requires_grad),
         },
         "resolved": resolved,
+        **({"tuner": tuned} if tuned else {}),
         "wall_time_s": round(time.time() - started, 2),
         "report": report,
     }
