@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from offline_assets import mnist_wheel
 
 from imgcls.data.mnist import MnistFormatError, read_mnist
-from offline_assets import mnist_wheel
 
 TEST_CLASS_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 

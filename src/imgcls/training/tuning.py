@@ -11,6 +11,7 @@ there. Neither finder runs under DDP (the Tuner does not support it).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -158,8 +159,6 @@ def _device_count(devices) -> int:
 
 
 def _write_json(path: Path, content: dict) -> None:
-    import os
-
     temporary = temporary_path(path)
     temporary.write_text(json.dumps(content, indent=2))
     os.replace(temporary, path)
