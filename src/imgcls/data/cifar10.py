@@ -17,6 +17,7 @@ from sklearn.model_selection import train_test_split
 
 from imgcls.data.arrays import ImageArrays
 from imgcls.data.datamodule import DatasetSplits, ImageDataModule
+from imgcls.data.safe_pickle import ArrayUnpickler
 from imgcls.errors import UserError
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -142,32 +143,11 @@ def read_batch(path: Path, num_classes: int) -> ImageArrays:
     return ImageArrays(images, torch.from_numpy(labels.astype(np.int64)))
 
 
-class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickles dicts, lists, strings and numpy arrays only: a pickle cannot run code."""
-
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy.core.numeric", "_frombuffer"),  # protocol 5
-        ("numpy._core.numeric", "_frombuffer"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("_codecs", "encode"),  # how Python 3 pickles an array's bytes at protocol 2
-    }
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        return super().find_class(module, name)
-
-
 def _unpickle(path: Path) -> dict:
     try:
         with open(path, "rb") as file:
             # The official files are Python 2 pickles: their keys and names are bytes.
-            content = _ArrayUnpickler(file, encoding="bytes").load()
+            content = ArrayUnpickler(file, encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as error:
         raise CifarFormatError(
             f"{path}: not a readable CIFAR pickle, truncated or corrupt ({type(error).__name__}: {error})"

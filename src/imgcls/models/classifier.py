@@ -190,6 +190,11 @@ class ImageClassifier(L.LightningModule):
         self._train_loss_sums.append(loss_sum)
         self._train_samples += len(labels)
 
+    def forget_training_batches(self) -> None:
+        """Drop what training steps kept for the epoch's end (after the Tuner's trial steps)."""
+        self.train_metrics.reset()
+        self._train_loss_sums, self._train_samples = [], 0
+
     def on_train_batch_end(self, outputs, batch, batch_idx):
         # Grouped steps run under manual optimization, where the schedules are ours to step.
         if not self.automatic_optimization and batch_idx + 1 == self.trainer.num_training_batches:

@@ -38,13 +38,15 @@ AUTO_GROUP_BYTES = 32 * 2**20
 _BATCH_COUNTS = ("limit_train_batches", "val_check_interval", "overfit_batches")
 
 
-def resolve_fused_steps(setting, trainer, batch_bytes: int = 0, callback_configs=None) -> int:
+def resolve_fused_steps(setting, trainer, batch_bytes: int = 0, callback_configs=None, tuning=()) -> int:
     """``fused_steps`` (``auto`` or a count) for this trainer and a batch of ``batch_bytes``.
 
     ``callback_configs`` maps each configured callback object to its config (what a
     callback's own attributes do not say, e.g. ``ModelCheckpoint.every_n_train_steps``).
+    ``tuning``: the Tuner's finders the run calls (``lr_find=true``), which count batches.
     """
     settings = step_dependent_settings(trainer, callback_configs or {})
+    settings += [f"{finder} (the Tuner counts batches)" for finder in tuning]
     if setting == "auto":
         if settings:
             return 1

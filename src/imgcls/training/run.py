@@ -135,10 +135,12 @@ def build_trainer(cfg: DictConfig, callbacks=(), **trainer_overrides):
 
 def configure_steps(cfg: DictConfig, trainer, model, datamodule, callback_configs=None) -> int:
     """Resolve ``fused_steps`` for this trainer and hand it to the loader and the model."""
-    from imgcls.training import fused_steps
+    from imgcls.training import fused_steps, tuning
 
     batch_bytes = datamodule.batch_size * math.prod(datamodule.input_shape)  # uint8 images
-    steps = fused_steps.resolve_fused_steps(cfg.get("fused_steps", 1), trainer, batch_bytes, callback_configs)
+    steps = fused_steps.resolve_fused_steps(
+        cfg.get("fused_steps", 1), trainer, batch_bytes, callback_configs, tuning.requested(cfg)
+    )
     fused_steps.configure(trainer, model, datamodule, steps)
     return steps
 
@@ -181,11 +183,31 @@ def compose(cfg: DictConfig, extra_callbacks=()):
 
 # --- the run ---------------------------------------------------------------------------
 def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callbacks) -> float | None:
+    from imgcls.training import tuning
+
     check_values(cfg)  # in here, so that a sweep records a bad job and goes on
+    tuning.check_tuning_config(cfg)
     console.silence_library_noise()
     from imgcls.reports.tensorboard import log_final_hparams
+    from imgcls.training.weight_averaging import RAW, evaluated_weights
 
     datamodule, model, trainer, history, resolved = compose(cfg, extra_callbacks)
+    tuned = {}
+    if tuning.requested(cfg):
+        tuning.check_tuning_trainer(cfg, trainer)
+        tuned = tuning.tune(cfg, trainer, model, datamodule, run_dir)
+        if tuning.exits_after_tuning(cfg):
+            record = {"status": "ok", "trained": False, "tuner": tuned, "wall_time_s": round(time.time() - started, 2)}
+            write_record(run_dir, record, rank_zero=trainer.is_global_zero)
+            console.info(f"Tuned only ({', '.join(tuning.requested(cfg))}): no training. Results in {run_dir}")
+            return None
+        if "lr_find" in tuned:
+            resolved["optimizer.lr"] = float(model.hparams.optimizer["lr"])
+        if "batch_size_find" in tuned:
+            from imgcls.training import fused_steps
+
+            fused_steps.configure(trainer, model, datamodule, resolved["fused_steps"])  # the new batch size
+            resolved["data.batch_size"] = int(datamodule.batch_size)
     if resolved["fused_steps"] > 1:
         # Lightning compares its own (grouped) batch count with log_every_n_steps; the step
         # losses are logged per optimizer step (models/classifier.py), so the warning is moot.
@@ -221,6 +243,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
         for key, value in metrics.items()
     }
 
+    weights = evaluated_weights(trainer.callbacks)
     report, label_check = None, {}
     suspect_cfg = cfg.get("suspect_labels") or {}
     if cfg.get("report", False) and cfg.test and suspect_cfg.get("enabled", False):
@@ -236,12 +259,14 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
     if cfg.get("report", False) and cfg.test and trainer.is_global_zero:
         from imgcls.reports.report import write_run_report
 
+        notes = [] if weights == RAW else [f"Evaluated with the averaged weights: {weights}."]
         report = write_run_report(
             model,
             datamodule,
             run_dir,
             trainer.loggers,
             trainer.global_step,
+            notes=notes,
             warnings=_data_warnings(trainer),
             **label_check,
         )
@@ -253,6 +278,8 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
         "best_epoch": best.get("epoch"),
         "best": {key: value for key, value in best.items() if key != "epoch"},
         "test": test_metrics,
+        # What validation, the best checkpoint and the test pass evaluated: raw or averaged.
+        "weights": weights,
         "test_samples": {name: len(p.labels) for name, p in model.test_predictions.items()},
         "epochs_trained": trainer.current_epoch,
         "best_checkpoint": trainer.checkpoint_callback.best_model_path
@@ -266,6 +293,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
         },
         "resolved": resolved,
         "calibration": calibration,
+        **({"tuner": tuned} if tuned else {}),
         "wall_time_s": round(time.time() - started, 2),
         "report": report,
         "warnings": _data_warnings(trainer),
