@@ -54,7 +54,9 @@ def test_the_run_stores_its_temperature_and_reports_the_ece_before_and_after(run
     calibration = summary["calibration"]
     temperature = calibration["temperature"]
     assert temperature != 1.0
-    assert calibration["val_ece"] < calibration["val_ece_uncalibrated"]
+    # The fit lowers what it minimizes; the ECE drop is shown on an over-confident model above
+    # (this run's model is nearly calibrated already: its ECE may move either way by noise).
+    assert calibration["val_nll"] < calibration["val_nll_uncalibrated"]
     assert {"test_ece", "test_ece_uncalibrated"} <= set(calibration)
     # In the best checkpoint's weights, read as weights and plain data only.
     checkpoint = torch.load(best_checkpoint(run_dir), map_location="cpu", weights_only=True)
