@@ -98,7 +98,9 @@ def build_classifier(cfg: DictConfig, datamodule):
 def build_callbacks(cfg: DictConfig) -> tuple[list, dict[int, dict]]:
     """The configured callbacks, and each one's config by ``id`` (what the callback's own
     attributes do not tell, e.g. a checkpoint's ``every_n_train_steps``)."""
-    from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelSummary, ProgressBar
+
+    from imgcls.training.progress import progress_bar_enabled
 
     callbacks, configs = [], {}
     for config in (cfg.get("callbacks") or {}).values():
@@ -106,10 +108,13 @@ def build_callbacks(cfg: DictConfig) -> tuple[list, dict[int, dict]]:
             continue
         callback = instantiate(config)
         # Dropped rather than failing the run: the LR monitor without loggers, the progress
-        # bar with enable_progress_bar=false.
+        # bar with enable_progress_bar=false (or auto, writing to a file), the model summary
+        # with enable_model_summary=false.
         if isinstance(callback, LearningRateMonitor) and not _has_loggers(cfg):
             continue
-        if isinstance(callback, ProgressBar) and not cfg.trainer.get("enable_progress_bar", True):
+        if isinstance(callback, ProgressBar) and not progress_bar_enabled(cfg.trainer.get("enable_progress_bar", True)):
+            continue
+        if isinstance(callback, ModelSummary) and not cfg.trainer.get("enable_model_summary", True):
             continue
         callbacks.append(callback)
         configs[id(callback)] = _plain(config)
@@ -119,13 +124,25 @@ def build_callbacks(cfg: DictConfig) -> tuple[list, dict[int, dict]]:
 def build_trainer(cfg: DictConfig, callbacks=(), **trainer_overrides):
     """The configured ``lightning.Trainer`` with ``callbacks`` and the configured loggers;
     ``trainer.precision: auto`` is resolved first."""
+    from lightning.pytorch.callbacks import ModelSummary
+
+    from imgcls.training.model_summary import ModelSummaryLog
     from imgcls.training.precision import resolve_precision
+    from imgcls.training.progress import progress_bar_enabled
 
     resolve_precision(cfg)
     callbacks = list(callbacks)
+    # imgcls's summary stands in for Lightning's default one (which prints "Total FLOPs: 0").
+    summary = cfg.trainer.get("enable_model_summary", True)
+    if summary and not any(isinstance(c, ModelSummary) for c in callbacks):
+        callbacks.append(ModelSummaryLog())
+    shown = {"enable_progress_bar": progress_bar_enabled(cfg.trainer.get("enable_progress_bar", True)),
+             "enable_model_summary": False}
     purge_step = _resumed_step(callbacks) if cfg.get("resume") else None
     loggers = [_logger(c, purge_step) for c in (cfg.get("logger") or {}).values() if c]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **trainer_overrides)
+    trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, **{**shown, **trainer_overrides}
+    )
     _refuse_ddp_in_local_sweep(trainer)
     return trainer
 
@@ -162,7 +179,7 @@ def compose(cfg: DictConfig, extra_callbacks=()):
         )
     history = MetricsHistory(cfg.monitor.metric, cfg.monitor.mode)
     callbacks, configs = build_callbacks(cfg)
-    trainer = build_trainer(cfg, [*callbacks, history, RngState(), EpochLog(), *extra_callbacks])
+    trainer = build_trainer(cfg, [*callbacks, history, RngState(), EpochLog(cfg.monitor.metric), *extra_callbacks])
     steps = configure_steps(cfg, trainer, model, datamodule, configs)
     resolved = {
         "precision": str(trainer.precision),
