@@ -85,7 +85,7 @@ def build_classifier(cfg: DictConfig, datamodule):
         scheduler=_plain(cfg.scheduler),
         monitor=cfg.monitor.metric,
         label_smoothing=cfg.loss.label_smoothing,
-        class_weights=class_weights(cfg.loss.class_weights, datamodule.class_counts),
+        class_weights=_shown(class_weights(cfg.loss.class_weights, datamodule.class_counts), datamodule.class_names),
         test_set_names=list(datamodule.test_sets),
         channels_last=cfg.get("channels_last", False),
         ordinal=getattr(datamodule, "ordinal", False),
@@ -250,9 +250,23 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
         "report": report,
     }
     write_record(run_dir, summary, rank_zero=trainer.is_global_zero)
-    log_final_hparams(trainer.loggers, cfg, {**summary["best"], **test_metrics})
+    log_final_hparams(trainer.loggers, cfg, {**summary["best"], **test_metrics}, computed_hparams(model, trainer))
     _print_where(run_dir, report)
     return summary["best"].get(cfg.monitor.metric)
+
+
+def computed_hparams(model, trainer) -> dict[str, object]:
+    """What the run derived from its config, for HPARAMS: the starting learning rate of each
+    named optimizer group (``backbone`` and ``head`` of differential rates), the class weights."""
+    values: dict[str, object] = {
+        f"optimizer.lr.{group['name']}": float(group.get("initial_lr", group["lr"]))
+        for optimizer in trainer.optimizers
+        for group in optimizer.param_groups
+        if "name" in group
+    }
+    if model.hparams.class_weights is not None:
+        values["loss.class_weights.computed"] = str([round(w, 4) for w in model.hparams.class_weights])
+    return values
 
 
 def class_weights(setting, class_counts: list[int]) -> list[float] | None:
@@ -265,6 +279,15 @@ def class_weights(setting, class_counts: list[int]) -> list[float] | None:
     weights = [float(w) for w in setting]
     if len(weights) != len(class_counts):
         raise ValueError(f"loss.class_weights has {len(weights)} values for {len(class_counts)} classes")
+    return weights
+
+
+def _shown(weights: list[float] | None, class_names) -> list[float] | None:
+    """The loss's class weights, printed (the first 20 classes of more)."""
+    if weights is not None:
+        pairs = [f"{name} {weight:.3f}" for name, weight in zip(class_names, weights, strict=True)]
+        more = f", ... ({len(pairs)} classes, {min(weights):.3f} to {max(weights):.3f})" if len(pairs) > 20 else ""
+        console.info("Class weights of the loss: " + ", ".join(pairs[:20]) + more)
     return weights
 
 
