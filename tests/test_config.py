@@ -7,10 +7,11 @@ import torch
 from conftest import CONF_DIR, compose_config, run_train_py
 from omegaconf import OmegaConf
 
-from imgcls.config import ConfigError, job_name, run_name
+from imgcls.config import SWEPT_KEYS_ENV, ConfigError, job_name, run_name
 from imgcls.models.classifier import build_net
 from imgcls.training.optimization import build_optimizer, build_scheduler
 from imgcls.training.run import train
+from imgcls.training.sweep import swept_keys
 
 # Groups chosen on the command line as group=option (hydra/ and paths/ have one option each).
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("hydra", "paths"))
@@ -113,8 +114,42 @@ def test_run_names_are_readable_and_path_safe():
     assert run_name("model-cnn+optimizer.lr-0.01") == "model-cnn+optimizer.lr-0.01"
     assert run_name("data.image_size-[96,96]") == "data.image_size-_96_96_"
     assert "/" not in run_name("data.root=/home/me/images")
-    assert job_name(3, "optimizer.lr-0.1") == "003_optimizer.lr-0.1"
     assert len(run_name("x=" + "a" * 500)) <= 120
+    # Cut names end with a hash of the whole name, so names that differ at their ends differ.
+    assert run_name("x=" + "a" * 500) != run_name("x=" + "a" * 499 + "b")
+
+
+DIRNAME = OmegaConf.create({"kv_sep": "-", "item_sep": "+", "exclude_keys": ["ckpt_path"]})
+
+
+def test_sweep_jobs_are_named_by_what_the_sweep_varies(monkeypatch):
+    task = ["data=digits", "optimizer.lr=0.0001", "trainer.max_epochs=2", "model=cnn", "ckpt_path=x.ckpt"]
+    monkeypatch.setenv(SWEPT_KEYS_ENV, "optimizer.lr")
+    assert job_name(3, task, DIRNAME) == "003_optimizer.lr-0.0001"
+    monkeypatch.setenv(SWEPT_KEYS_ENV, "model,optimizer.lr")
+    assert job_name(3, task, DIRNAME) == "003_model-cnn+optimizer.lr-0.0001"
+    monkeypatch.delenv(SWEPT_KEYS_ENV)  # a -m run that sweeps nothing: every override
+    assert job_name(0, task, DIRNAME) == "000_data-digits+model-cnn+optimizer.lr-0.0001+trainer.max_epochs-2"
+
+
+def test_a_long_sweep_job_name_keeps_the_swept_value_first_and_ends_with_a_hash(monkeypatch):
+    monkeypatch.setenv(SWEPT_KEYS_ENV, "data.root")
+    shared = [f"+extra.setting_{i}=value_{i}" for i in range(20)]
+    names = [job_name(1, [*shared, f"data.root=/data/{'deep/' * 30}{leaf}"], DIRNAME) for leaf in "ab"]
+    assert all(name.startswith("001_data.root-") and len(name) <= 4 + 120 for name in names)
+    assert names[0] != names[1] and "extra.setting" not in names[0]
+
+
+def test_the_swept_keys_are_the_sweep_overrides_and_the_sweepers_params():
+    config = OmegaConf.create(
+        {
+            "hydra": {
+                "overrides": {"task": ["optimizer.lr=0.1,0.01", "model=cnn", "seed=range(3)", "data=digits"]},
+                "sweeper": {"params": {"optimizer.weight_decay": "interval(0, 0.1)"}},
+            }
+        }
+    )
+    assert swept_keys(config) == ["optimizer.lr", "optimizer.weight_decay", "seed"]
 
 
 def test_experiment_recipes_set_their_task_name(tmp_path):
@@ -151,3 +186,20 @@ def test_a_config_error_prints_one_line_without_a_traceback(tmp_path):
     assert result.returncode == 1
     assert "Config error: trainer.max_epochs='abc' must be an integer" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "monitor"),
+    [
+        ([], ("val/acc", "max")),
+        (["data=retinopathy"], ("val/kappa", "max")),  # ordered grades
+        (["experiment=retinopathy_resnet18"], ("val/kappa", "max")),
+        (["data=retinopathy", "monitor=acc"], ("val/acc", "max")),  # the user's choice wins
+        (["data=retinopathy", "monitor.metric=val/f1"], ("val/f1", "max")),
+        (["monitor=loss"], ("val/loss", "min")),
+    ],
+)
+def test_the_monitored_metric_follows_the_data_unless_set(overrides, monitor):
+    cfg = compose_config(*overrides)
+    assert (cfg.monitor.metric, cfg.monitor.mode) == monitor
+    assert cfg.callbacks.model_checkpoint.monitor == monitor[0]

@@ -10,7 +10,7 @@ import sys
 
 import lightning as L
 import pytest
-from conftest import CONF_DIR, REPO, compose_config, run_train_py
+from conftest import CONF_DIR, REPO, compose_config
 from omegaconf import OmegaConf
 
 from imgcls.training.run import train
@@ -57,18 +57,6 @@ def test_the_run_directory_records_what_auto_resolved_to(limited_run):
     assert resolved.precision == "32-true" or resolved.precision.startswith("bf16")
     assert resolved.fused_steps >= 1 and resolved.channels_last is False  # logreg has no convolutions
     assert json.loads((limited_run / "metrics.json").read_text())["resolved"] == OmegaConf.to_container(resolved)
-
-
-@pytest.mark.e2e
-def test_train_log_gets_one_line_per_epoch_and_the_console_too(tmp_path):
-    result = run_train_py("model=logreg", "trainer.max_epochs=2", "report=false", log_dir=tmp_path)
-    (log,) = tmp_path.rglob("train.log")
-    text = log.read_text()
-    for line in ("epoch 1/2", "epoch 2/2"):
-        assert text.count(line) == 1 and result.stdout.count(line) == 1, line
-    epoch_line = next(line for line in text.splitlines() if "epoch 2/2" in line)
-    assert "val/acc" in epoch_line and "train/loss_epoch" in epoch_line
-    assert "Resolved: precision=" in text and "Run directory:" in result.stdout
 
 
 def test_every_lightning_trainer_argument_is_a_config_value():

@@ -9,8 +9,8 @@ from conftest import CONF_DIR
 from digits_run import best_checkpoint, trained_digits_run
 from hydra import compose, initialize_config_dir
 
-from imgcls.inference.loading import load_classifier
-from imgcls.inference.onnx_export import export_checkpoint, onnx_logits
+from imgcls.inference.loading import load_classifier, load_inference_model
+from imgcls.inference.onnx_export import export_checkpoint, onnx_logits, read_metadata
 
 # End-to-end runs: the default suite runs them, `make test-unit` skips them.
 pytestmark = pytest.mark.e2e
@@ -34,3 +34,19 @@ def test_exported_model_gives_the_checkpoints_outputs(tmp_path_factory, tmp_path
     got = onnx_logits(path, images.numpy())
     np.testing.assert_allclose(got, expected, atol=1e-4)
     assert (got.argmax(1) == expected.argmax(1)).all()
+
+    # The file says how to feed it and read it, and predict.py runs it like the checkpoint.
+    metadata = read_metadata(path)
+    assert metadata["class_names"] == datamodule.class_names and metadata["input_shape"] == [1, 8, 8]
+    assert metadata["input_range"] == [0.0, 1.0] and len(metadata["mean"]) == len(metadata["std"]) == 1
+    from PIL import Image
+
+    from imgcls.inference.predict import predict_files
+
+    for index, image in enumerate(datamodule.test_sets["test"].images[:5].numpy()):
+        Image.fromarray(image[0]).save(tmp_path / f"{index}.png")
+    files = sorted(tmp_path.glob("*.png"))
+    from_onnx = predict_files(load_inference_model(str(path)), files)
+    from_ckpt = predict_files(load_inference_model(str(ckpt)), files)
+    assert list(from_onnx["label_1"]) == list(from_ckpt["label_1"])
+    np.testing.assert_allclose(from_onnx["prob_1"], from_ckpt["prob_1"], atol=1e-4)

@@ -109,3 +109,50 @@ def test_file_names_that_are_not_utf8_are_predicted_and_written_escaped(tmp_path
     assert len(table) == 2 and (table["error"] == "").all()  # both predicted
     assert any("\\xe7\\xff.png" in path for path in table["path"])  # shown with escapes (display_name)
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_labels_come_from_a_csv_column_or_class_folders(tmp_path):
+    from imgcls.inference.predict import input_labels, list_inputs
+
+    classes = ["cat", "dog"]
+    pd.DataFrame({"path": ["a.png", "b.png"], "label": ["dog", "cat"]}).to_csv(tmp_path / "l.csv", index=False)
+    files = list_inputs(tmp_path / "l.csv")
+    assert input_labels(tmp_path / "l.csv", files, classes, "label") == [1, 0]
+    assert input_labels(tmp_path / "l.csv", files, classes, "grade") is None  # no such column: unlabelled
+    pd.DataFrame({"path": ["a.png", "b.png"], "label": ["dog", "cow"]}).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(ValueError, match=r"bad.csv, row 3: label='cow' is not one of the model's classes"):
+        input_labels(tmp_path / "bad.csv", files, classes, "label")
+    for name in ("cat/1.png", "dog/2.png"):
+        (tmp_path / "photos" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "photos" / name).write_bytes(b"")
+    photos = list_inputs(tmp_path / "photos")
+    assert input_labels(tmp_path / "photos", photos, classes, "label") == [0, 1]
+    assert input_labels(tmp_path / "photos", photos, ["cat", "bird"], "label") is None  # not class folders
+
+
+def test_scores_are_evaluates_metrics_over_the_predicted_files():
+    from imgcls.inference.predict import score_predictions
+
+    probabilities = {0: np.array([0.9, 0.1]), 1: np.array([0.2, 0.8]), 3: np.array([0.6, 0.4])}  # 2 failed
+    metrics, per_class = score_predictions(probabilities, [0, 1, 0, 1], ["cat", "dog"])
+    assert metrics["acc"] == pytest.approx(2 / 3)
+    assert set(per_class["class"]) == {"cat", "dog"} and per_class["support"].sum() == 3
+
+
+@pytest.mark.e2e
+def test_a_labelled_folder_is_predicted_as_a_table_and_scored(tmp_path_factory, tmp_path, capsys):
+    from imgcls.data.digits import DigitsDataModule
+
+    ckpt = best_checkpoint(trained_digits_run(tmp_path_factory.getbasetemp() / "digits_run"))
+    datamodule = DigitsDataModule()
+    datamodule.setup("test")
+    test = datamodule.test_sets["test"].subset(range(30))
+    for index, (image, label) in enumerate(zip(test.images.numpy(), test.labels.tolist(), strict=True)):
+        (tmp_path / "digits" / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image[0]).save(tmp_path / "digits" / str(label) / f"{index:03d}.png")
+    output = tmp_path / "out.csv"
+    run_predict(predict_config(f"ckpt_path='{ckpt}'", f"input={tmp_path / 'digits'}", f"output={output}"))
+    printed = capsys.readouterr().out
+    assert "Predictions (the first 10 of 30):" in printed and "| file " in printed
+    assert "Scored against the input's labels (30 of 30 files)" in printed
+    assert "| files " in printed and "| acc " in printed and "Per class:" in printed

@@ -219,7 +219,7 @@ def test_training_curves_come_from_the_run_log(run_dir):
     assert epochs["val/acc"].idxmax() == best["best_epoch"]
 
 
-def test_evaluate_rebuilds_the_runs_data_and_writes_the_same_report(run_dir, tmp_path):
+def test_evaluate_rebuilds_the_runs_data_and_writes_the_same_report(run_dir, tmp_path, capsys):
     from conftest import CONF_DIR
     from hydra import compose, initialize_config_dir
 
@@ -235,3 +235,8 @@ def test_evaluate_rebuilds_the_runs_data_and_writes_the_same_report(run_dir, tmp
     assert ours["test"] == pytest.approx(runs["test"], abs=1e-6)
     assert (tmp_path / "eval" / "test" / "error_gallery.png").is_file()
     assert any((tmp_path / "eval" / "tensorboard").iterdir())
+    # The headline metrics, as a table: a row per test set.
+    printed = capsys.readouterr().out
+    header = next(line for line in printed.splitlines() if line.startswith("| test set"))
+    assert [cell.strip() for cell in header.strip("|").split("|")][:3] == ["test set", "images", "acc"]
+    assert any(line.startswith("| test ") for line in printed.splitlines())  # the test set's row

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 
@@ -9,9 +10,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from imgcls.errors import UserError
 
-# Longest run-directory name taken from the overrides; the rest is cut (the timestamp or
-# job number in front of it keeps the directory unique).
+# Longest run-directory name taken from the overrides; a longer one keeps its start and ends
+# with a short hash of the whole (the timestamp or job number in front keeps it unique).
 MAX_NAME_LENGTH = 120
+# The keys a sweep varies, which the sweep's Hydra callback (training/sweep.py) hands to its
+# jobs through the environment, so that each job's directory is named by them.
+SWEPT_KEYS_ENV = "IMGCLS_SWEPT_KEYS"
 
 
 def run_name(override_dirname: str) -> str:
@@ -24,12 +28,35 @@ def run_name(override_dirname: str) -> str:
         return "default"
     name = override_dirname.replace("/", "-").replace("\\", "-")
     name = re.sub(r"[^\w.+\-]", "_", name)
-    return name[:MAX_NAME_LENGTH]
+    return shorten(name)
 
 
-def job_name(job_num: int, override_dirname: str) -> str:
-    """A sweep job's directory: zero-padded number (sorts right), then what it overrides."""
-    return f"{int(job_num):03d}_{run_name(override_dirname)}"
+def shorten(name: str, limit: int = MAX_NAME_LENGTH) -> str:
+    """``name`` if it fits in ``limit`` characters, else its start and a short hash of all of
+    it: two long names that differ only at their ends stay different."""
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    return f"{name[: limit - len(digest) - 1]}-{digest}"
+
+
+def job_name(job_num: int, task_overrides, dirname_config) -> str:
+    """A sweep job's directory: zero-padded number (sorts right), then the overrides the sweep
+    varies (``003_optimizer.lr-0.0001``); those every job shares are left out. Without swept
+    keys (a ``-m`` run that sweeps nothing), every override, as a single run's name.
+
+    ``task_overrides``: the job's ``hydra.overrides.task``; ``dirname_config``: Hydra's
+    ``hydra.job.config.override_dirname`` (separators, excluded keys).
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    swept = {key for key in os.environ.get(SWEPT_KEYS_ENV, "").split(",") if key}
+    excluded = set(dirname_config.get("exclude_keys") or ())
+    overrides = OverridesParser.create().parse_overrides(list(task_overrides))
+    named = [o for o in overrides if o.key_or_group not in excluded and (not swept or o.key_or_group in swept)]
+    lines = sorted(o.input_line for o in named)
+    dirname = dirname_config.get("item_sep", ",").join(lines).replace("=", dirname_config.get("kv_sep", "="))
+    return f"{int(job_num):03d}_{run_name(dirname)}"
 
 
 def optuna_direction(mode: str) -> str:

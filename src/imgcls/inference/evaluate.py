@@ -83,11 +83,19 @@ def evaluate(cfg: DictConfig) -> Path:
         )
     finally:
         tensorboard.close()
-    for name, metrics in model.test_results.items():
-        numbers = "  ".join(f"{key} {value:.4f}" for key, value in metrics.items())
-        print(f"{name} ({len(model.test_predictions[name].labels)} images): {numbers}")
-    print(f"Report: {report}\nTensorBoard: tensorboard --logdir {out_dir / 'tensorboard'}")
+    print(headline_table(model.test_results, {n: len(p.labels) for n, p in model.test_predictions.items()}))
+    print(f"\nReport: {report}\nTensorBoard: tensorboard --logdir {out_dir / 'tensorboard'}")
     return report
+
+
+def headline_table(results: dict[str, dict[str, float]], images: dict[str, int]) -> str:
+    """One row per test set: its image count and headline metrics (imgcls.metrics.split_metrics)."""
+    import pandas as pd
+
+    from imgcls.reports.tables import to_markdown
+
+    rows = [{"test set": name, "images": images.get(name), **metrics} for name, metrics in results.items()]
+    return to_markdown(pd.DataFrame(rows))
 
 
 def _run_precision(run_dir: Path | None) -> str | None:

@@ -22,6 +22,7 @@ from imgcls.data.image_io import load_image
 from imgcls.errors import MissingFileError
 
 CHECKPOINT_SUFFIXES = (".ckpt",)
+ONNX_SUFFIXES = (".onnx",)
 STATE_DICT_SUFFIXES = (".pth", ".pt")
 
 
@@ -48,6 +49,8 @@ def load_inference_model(spec: str, trust_checkpoint: bool = False, calibrated: 
     calibrated by its temperature unless ``calibrated`` is false."""
     if Path(spec).suffix in CHECKPOINT_SUFFIXES:
         return from_checkpoint(spec, trust=trust_checkpoint, calibrated=calibrated)
+    if Path(spec).suffix in ONNX_SUFFIXES:
+        return from_onnx(spec)
     name, _, weights = spec.partition(":")
     if Path(weights).suffix in STATE_DICT_SUFFIXES or "/" in weights:
         return from_state_dict(name, weights)
@@ -79,6 +82,44 @@ def from_checkpoint(ckpt_path: str | Path, trust: bool = False, calibrated: bool
         input_shape=(channels, height, width),
         weights_file=Path(ckpt_path),
         temperature=float(model.temperature) if calibrated else 1.0,
+    )
+
+
+class OnnxNet(nn.Module):
+    """An exported ONNX file run by onnxruntime on the CPU, called like the net it came from."""
+
+    def __init__(self, path: str | Path):
+        super().__init__()
+        import onnxruntime
+
+        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        (logits,) = self.session.run(None, {self.input_name: images.cpu().float().numpy()})
+        return torch.from_numpy(logits)
+
+
+def from_onnx(path: str | Path) -> InferenceModel:
+    """An ONNX file written by export.py: its metadata names the classes and the input shape."""
+    from imgcls.inference.onnx_export import read_metadata
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"ONNX file not found: {path}")
+    metadata = read_metadata(path)
+    channels, height, width = (int(v) for v in metadata["input_shape"])
+
+    def preprocess(file):
+        return torch.tensor(load_image(file, channels, (height, width)), dtype=torch.float32).div_(255.0)
+
+    return InferenceModel(
+        name=str(path),
+        net=OnnxNet(path),
+        class_names=list(metadata["class_names"]),
+        preprocess=preprocess,
+        input_shape=(channels, height, width),
+        weights_file=path,
     )
 
 

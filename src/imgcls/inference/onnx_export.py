@@ -8,6 +8,10 @@ import numpy as np
 import torch
 
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
+# The file's metadata_props (JSON values): what a program needs to feed it and read its
+# output without the checkpoint. Normalization is applied inside the model; it is recorded
+# so that a reader knows which statistics it bakes in.
+METADATA_KEYS = ("imgcls.class_names", "imgcls.input_shape", "imgcls.input_range", "imgcls.mean", "imgcls.std")
 
 
 def export_onnx(
@@ -31,6 +35,43 @@ def export_onnx(
         dynamo=dynamo,
     )
     return path
+
+
+def write_metadata(path: str | Path, class_names, input_shape, mean, std) -> None:
+    """Store class names, input shape ``[C, H, W]``, input range and normalization in the
+    ONNX file's ``metadata_props``; the file is replaced whole."""
+    import json
+    import os
+
+    import onnx
+
+    from imgcls.temp_files import temporary_path
+
+    path = Path(path)
+    model = onnx.load(str(path))
+    values = [list(class_names), [int(v) for v in input_shape], [0.0, 1.0], list(map(float, mean)), list(map(float, std))]
+    onnx.helper.set_model_props(model, {key: json.dumps(value) for key, value in zip(METADATA_KEYS, values, strict=True)})
+    temporary = temporary_path(path)
+    try:
+        onnx.save(model, str(temporary))
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def read_metadata(path: str | Path) -> dict:
+    """An imgcls ONNX file's metadata (``class_names``, ``input_shape``, ...); a file exported
+    without it is an error that says how to get it."""
+    import json
+
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    props = session.get_modelmeta().custom_metadata_map
+    missing = [key for key in METADATA_KEYS if key not in props]
+    if missing:
+        raise ValueError(f"{path}: no {', '.join(missing)} in its metadata; export it again with export.py")
+    return {key.removeprefix("imgcls."): json.loads(props[key]) for key in METADATA_KEYS}
 
 
 def onnx_logits(path: str | Path, images: np.ndarray) -> np.ndarray:
@@ -57,6 +98,7 @@ def export_checkpoint(cfg) -> Path:
     input_shape = list(model.hparams.input_shape)
     output = Path(cfg.output) if cfg.output else ckpt.with_suffix(".onnx")
     export_onnx(model, input_shape, output, cfg.opset, cfg.dynamo)
+    write_metadata(output, model.class_names, input_shape, model.mean.flatten().tolist(), model.std.flatten().tolist())
     if cfg.check:
         generator = torch.Generator().manual_seed(0)
         for batch in (1, 7):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -12,6 +13,8 @@ from imgcls.data.image_io import IMAGE_SUFFIXES, ImageDecodeError, is_image_file
 from imgcls.display import display_name
 from imgcls.errors import MissingFileError
 from imgcls.inference.loading import InferenceModel
+from imgcls.metrics import Predictions, split_metrics
+from imgcls.reports.tables import to_markdown
 from imgcls.temp_files import temporary_path
 
 ERROR_COLUMN = "error"
@@ -38,10 +41,55 @@ def list_inputs(source: str | Path, path_column: str = "path") -> list[Path]:
     return [p if p.is_absolute() else source.parent / p for p in map(Path, table[path_column].astype(str))]
 
 
+def input_labels(source: str | Path, files: list[Path], class_names: list[str], label_column: str | None):
+    """Each file's true class, where the input tells it: the CSV's ``label_column`` (class
+    names), or a folder whose files all lie in sub-folders named after the model's classes.
+    None for unlabelled input; a label that is not a class is an error naming its row."""
+    source, index = Path(source), {name: i for i, name in enumerate(class_names)}
+    if source.is_file() and source.suffix.lower() == ".csv":
+        table = pd.read_csv(source, dtype=str, keep_default_na=False)
+        if not label_column or label_column not in table:
+            return None
+        unknown = [(row, name) for row, name in enumerate(table[label_column], start=2) if name not in index]
+        if unknown:
+            row, name = unknown[0]
+            raise ValueError(
+                f"{source}, row {row}: {label_column}={name!r} is not one of the model's classes "
+                f"({', '.join(class_names[:10])}{', ...' if len(class_names) > 10 else ''}); "
+                f"{len(unknown)} such rows"
+            )
+        return [index[name] for name in table[label_column]]
+    if source.is_dir() and files:
+        folders = [p.relative_to(source).parts[0] if len(p.relative_to(source).parts) > 1 else None for p in files]
+        if all(folder in index for folder in folders):
+            return [index[folder] for folder in folders]
+    return None
+
+
+def score_predictions(probabilities: dict[int, np.ndarray], labels: list[int], class_names: list[str]):
+    """The metrics evaluate.py reports (imgcls.metrics.split_metrics) and the per-class table,
+    over the files that could be predicted."""
+    from imgcls.reports.classification_report import per_class_table
+
+    predicted = sorted(probabilities)
+    predictions = Predictions(
+        split="input",
+        probabilities=np.stack([probabilities[i] for i in predicted]).astype(np.float64),
+        labels=np.array([labels[i] for i in predicted]),
+        class_names=list(class_names),
+    )
+    return split_metrics(predictions), per_class_table(predictions)
+
+
 def predict_files(
-    model: InferenceModel, files: list[Path], topk: int = 5, batch_size: int = 32
+    model: InferenceModel,
+    files: list[Path],
+    topk: int = 5,
+    batch_size: int = 32,
+    probabilities: dict[int, np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """One row per file in order: ``path``, ``label_i``/``prob_i`` for i = 1..k, and ``error``."""
+    """One row per file in order: ``path``, ``label_i``/``prob_i`` for i = 1..k, and ``error``.
+    ``probabilities``, when given, receives each predicted file's class probabilities by index."""
     topk = min(topk, len(model.class_names))
     rows: list[dict] = [{"path": display_name(path)} for path in files]
     pending: list[tuple[int, torch.Tensor]] = []
@@ -53,7 +101,7 @@ def predict_files(
                 getattr(error, "reason", None) or f"{type(error).__name__}: {error}"
             )
         if len(pending) == batch_size or (index == len(files) - 1 and pending):
-            _predict_batch(model, pending, rows, topk)
+            _predict_batch(model, pending, rows, topk, probabilities)
             pending = []
     columns = (
         ["path"] + [f"{kind}_{i}" for i in range(1, topk + 1) for kind in ("label", "prob")] + [ERROR_COLUMN]
@@ -70,8 +118,10 @@ def _decode(model: InferenceModel, path: Path) -> torch.Tensor:
     return model.preprocess(path)
 
 
-def _predict_batch(model: InferenceModel, pending, rows: list[dict], topk: int) -> None:
+def _predict_batch(model: InferenceModel, pending, rows: list[dict], topk: int, kept: dict | None) -> None:
     probabilities = model.probabilities(torch.stack([image for _, image in pending]))
+    if kept is not None:
+        kept.update({index: row for (index, _), row in zip(pending, probabilities.cpu().numpy(), strict=True)})
     values, classes = probabilities.topk(topk, dim=1)
     for (index, _), top_values, top_classes in zip(pending, values.tolist(), classes.tolist(), strict=True):
         for rank, (value, cls) in enumerate(zip(top_values, top_classes, strict=True), start=1):
@@ -92,7 +142,10 @@ def run_predict(cfg) -> Path:
     model = load_inference_model(
         str(spec), trust_checkpoint=cfg.get("trust_checkpoint", False), calibrated=cfg.get("calibrated", True)
     )
-    table = predict_files(model, list_inputs(cfg.input, cfg.path_column), cfg.topk, cfg.batch_size)
+    files = list_inputs(cfg.input, cfg.path_column)
+    labels = input_labels(cfg.input, files, model.class_names, cfg.get("label_column"))
+    probabilities: dict[int, np.ndarray] = {}
+    table = predict_files(model, files, cfg.topk, cfg.batch_size, probabilities)
     output = Path(cfg.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     # Written whole or not at all; names that are not valid UTF-8 are escaped (display_name).
@@ -102,6 +155,30 @@ def run_predict(cfg) -> Path:
         os.replace(temporary, output)
     finally:
         temporary.unlink(missing_ok=True)
+    _print_first(table, cfg.input, labels, model.class_names, cfg.get("show", 10))
     failed = int((table[ERROR_COLUMN] != "").sum())
     print(f"{len(table)} files, {failed} with errors -> {output}")
+    if labels is not None and probabilities:
+        metrics, per_class = score_predictions(probabilities, labels, model.class_names)
+        print(f"\nScored against the input's labels ({len(probabilities)} of {len(table)} files):")
+        print(to_markdown(pd.DataFrame([{"files": len(probabilities), **metrics}])))
+        shown = per_class if len(per_class) <= 20 else per_class.head(10)
+        title = "Per class" if len(per_class) <= 20 else f"The 10 worst of {len(per_class)} classes"
+        print(f"\n{title}:\n{to_markdown(shown.drop(columns='class_id'))}")
     return output
+
+
+def _print_first(table: pd.DataFrame, source, labels, class_names, count: int) -> None:
+    """The first ``count`` predictions as a table: file, top-1 class and probability, label."""
+    if not count:
+        return
+    first = table.head(count)
+    folder = Path(source) if Path(source).is_dir() else None
+    names = [str(Path(p).relative_to(folder)) if folder else Path(p).name for p in first["path"]]
+    shown = pd.DataFrame({"file": names})
+    shown["predicted"], shown["probability"] = first["label_1"].fillna(""), first["prob_1"]
+    if labels is not None:
+        shown["label"] = [class_names[labels[i]] for i in first.index]
+    shown["error"] = first[ERROR_COLUMN]
+    more = f" (the first {count} of {len(table)})" if len(table) > count else ""
+    print(f"Predictions{more}:\n{to_markdown(shown)}")

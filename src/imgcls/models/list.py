@@ -4,8 +4,10 @@
     python -m imgcls.models.list resnet          # names containing "resnet"
     python -m imgcls.models.list --format csv    # table | markdown | csv
 
-Columns: ImageNet-1K Acc@1/Acc@5, parameters (millions), GFLOPS, the input (crop) size
-and the file torchvision caches (``$TORCH_HOME/hub/checkpoints/<file>``).
+Columns: ImageNet-1K Acc@1/Acc@5, parameters (millions), GMACs (billions of multiply-adds
+per image: torchvision's ``_ops``, which its docs call GFLOPS; the model comparison counts
+the same unit), the input (crop) size and the file torchvision caches
+(``$TORCH_HOME/hub/checkpoints/<file>``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def weights_table(pattern: str = "") -> pd.DataFrame:
                     "acc@1": metrics.get("acc@1"),
                     "acc@5": metrics.get("acc@5"),
                     "params_M": round(meta["num_params"] / 1e6, 1),
-                    "gflops": meta.get("_ops"),
+                    "gmacs": meta.get("_ops"),
                     "input_size": weights.transforms().crop_size[0],
                     "file": weights_file(weights).name,
                 }

@@ -1,4 +1,4 @@
-"""Compare models and weights on one labelled image folder: accuracy, size, FLOPs and speed.
+"""Compare models and weights on one labelled image folder: accuracy, size, multiply-adds and speed.
 
 ``python -m imgcls.reports.model_comparison --images photos/ mobilenet_v2:IMAGENET1K_V1 resnet18:DEFAULT run/checkpoints/best.ckpt``
 
@@ -31,7 +31,7 @@ BAR_METRICS = {
     "acc1": "Acc@1",
     "acc5": "Acc@5",
     "params_m": "Parameters (M)",
-    "gflops": "GFLOPs per image",
+    "gmacs": "GMACs per image (multiply-adds)",
     "latency_ms": "Latency, batch 1 (ms)",
     "throughput_ips": "Throughput (images/s)",
     "file_mb": "File size (MB)",
@@ -75,12 +75,13 @@ def score(model: InferenceModel, folders: dict[str, list[Path]], batch_size: int
     }
 
 
-def count_flops(net: torch.nn.Module, input_shape) -> int:
-    """Floating-point operations of one forward pass on one image, counted by PyTorch
-    (a multiply-add is 2 FLOPs; torchvision's ``meta["_ops"]`` counts it as 1)."""
+def count_macs(net: torch.nn.Module, input_shape) -> int:
+    """Multiply-adds of one forward pass on one image: PyTorch's FLOP counter, which counts a
+    multiply-add as 2 FLOPs, halved. The unit of torchvision's ``meta["_ops"]``, so this
+    column and ``python -m imgcls.models.list``'s ``gmacs`` agree."""
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         net(torch.zeros(1, *input_shape))
-    return int(counter.get_total_flops())
+    return int(counter.get_total_flops()) // 2
 
 
 def measure_speed(
@@ -89,20 +90,24 @@ def measure_speed(
     """Median latency of one image (ms) and median throughput at ``batch_size`` (images/s),
     after warm-up runs, on this machine's default device and threads."""
 
-    def median_seconds(batch: torch.Tensor) -> float:
-        with torch.inference_mode():
-            for _ in range(warmup):
-                net(batch)
-            times = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                net(batch)
-                times.append(time.perf_counter() - start)
+    single, batch = torch.rand(1, *input_shape), torch.rand(batch_size, *input_shape)
+
+    def median_seconds(images: torch.Tensor) -> float:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            net(images)
+            times.append(time.perf_counter() - start)
         return statistics.median(times)
 
-    latency = median_seconds(torch.rand(1, *input_shape))
-    batch = median_seconds(torch.rand(batch_size, *input_shape))
-    return latency * 1e3, batch_size / batch
+    with torch.inference_mode():
+        # Both shapes warm (at least once) before either is timed: a cold first batched pass
+        # (allocations, kernel choice) would read slower per image than batch 1.
+        for _ in range(max(1, warmup)):
+            net(single)
+            net(batch)
+        latency, batched = median_seconds(single), median_seconds(batch)
+    return latency * 1e3, batch_size / batched
 
 
 def compare_models(
@@ -129,7 +134,7 @@ def compare_models(
             row["classes"] = len(model.class_names)
             row["input"] = "x".join(map(str, model.input_shape))
             row["params_m"] = sum(p.numel() for p in net.parameters()) / 1e6
-            row["gflops"] = count_flops(net, model.input_shape) / 1e9
+            row["gmacs"] = count_macs(net, model.input_shape) / 1e9
             row["latency_ms"], row["throughput_ips"] = measure_speed(
                 net, model.input_shape, speed_batch_size or batch_size, warmup, repeats
             )
@@ -139,7 +144,7 @@ def compare_models(
             row[ERROR_COLUMN] = f"{type(error).__name__}: {error}"
         rows.append(row)
     columns = ["model", "acc1", "acc5", "images", "skipped", "unreadable", "classes", "input"]
-    columns += ["params_m", "gflops", "latency_ms", "throughput_ips", "file_mb", ERROR_COLUMN]
+    columns += ["params_m", "gmacs", "latency_ms", "throughput_ips", "file_mb", ERROR_COLUMN]
     table = pd.DataFrame(rows).reindex(columns=columns).fillna({ERROR_COLUMN: ""})
     for column in ("images", "skipped", "unreadable", "classes"):  # counts stay integers next to failed rows
         table[column] = table[column].astype("Int64")
@@ -190,8 +195,8 @@ def write_comparison(table: pd.DataFrame, out_dir: str | Path, image_root: str |
                 f"![comparison]({paths['chart'].name})",
                 "",
                 "Acc@1/Acc@5 over the readable images of the folders named after the model's classes "
-                "(`skipped`: images of other folders). GFLOPs: one forward pass on one image, counted "
-                "by `torch.utils.flop_counter` (a multiply-add = 2 FLOPs). Latency: median of batch-1 "
+                "(`skipped`: images of other folders). GMACs: multiply-adds of one forward pass on one "
+                "image (`torch.utils.flop_counter`'s FLOPs / 2, torchvision's unit). Latency: median of batch-1 "
                 f"forward passes after warm-up; throughput: batches of {table.attrs.get('speed_batch_size', '?')}, "
                 f"median. Measured on this machine with {torch.get_num_threads()} threads.",
                 "",

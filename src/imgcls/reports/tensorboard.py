@@ -20,7 +20,23 @@ HPARAM_GROUPS = (
 )
 
 
-def hparams_from_config(cfg: DictConfig) -> dict[str, object]:
+# The HPARAMS tab's first columns, in this order: what tells runs apart at a glance. Then
+# every other value, as HPARAM_GROUPS lists them.
+LEADING = (
+    "model.name",
+    "optimizer",
+    "optimizer.lr",
+    "optimizer.lr.backbone",
+    "optimizer.lr.head",
+    "data.batch_size",
+    "trainer.max_epochs",
+    "data",
+)
+
+
+def hparams_from_config(cfg: DictConfig, computed: Mapping[str, object] | None = None) -> dict[str, object]:
+    """The experiment's values, flat, the leading ones first; ``computed``: values the run
+    derived (each optimizer group's learning rate, the class weights ``balanced`` gave)."""
     flat: dict[str, object] = {}
     for key in HPARAM_GROUPS:
         value = OmegaConf.select(cfg, key)
@@ -28,12 +44,21 @@ def hparams_from_config(cfg: DictConfig) -> dict[str, object]:
             _flatten(OmegaConf.to_container(value, resolve=True), key, flat)
         else:
             flat[key] = value
-    return flat
+    # Short names (Adam, DigitsDataModule); the full targets stay among the rest.
+    for group in ("optimizer", "data"):
+        target = OmegaConf.select(cfg, f"{group}._target_", default=None)
+        if target:
+            flat[group] = str(target).rsplit(".", 1)[-1]
+    flat.update(computed or {})
+    leading = {key: flat.pop(key) for key in LEADING if key in flat}
+    return {**leading, **flat}
 
 
-def log_final_hparams(loggers, cfg: DictConfig, metrics: Mapping[str, float]) -> None:
+def log_final_hparams(
+    loggers, cfg: DictConfig, metrics: Mapping[str, float], computed: Mapping[str, object] | None = None
+) -> None:
     """Write the experiment's hyper-parameters with its final metrics as ``hp/<split>_<name>``."""
-    params = hparams_from_config(cfg)
+    params = hparams_from_config(cfg, computed)
     final = {f"hp/{key.replace('/', '_')}": float(value) for key, value in metrics.items()}
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger) and final:

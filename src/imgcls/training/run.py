@@ -85,7 +85,7 @@ def build_classifier(cfg: DictConfig, datamodule):
         scheduler=_plain(cfg.scheduler),
         monitor=cfg.monitor.metric,
         label_smoothing=cfg.loss.label_smoothing,
-        class_weights=class_weights(cfg.loss.class_weights, datamodule.class_counts),
+        class_weights=_shown(class_weights(cfg.loss.class_weights, datamodule.class_counts), datamodule.class_names),
         test_set_names=list(datamodule.test_sets),
         channels_last=cfg.get("channels_last", False),
         ordinal=getattr(datamodule, "ordinal", False),
@@ -99,9 +99,10 @@ def build_callbacks(cfg: DictConfig) -> tuple[list, dict[int, dict]]:
     """The configured callbacks, and each one's config by ``id`` (what the callback's own
     attributes do not tell, e.g. a checkpoint's ``every_n_train_steps``); always the warnings
     about data too small or skewed to train on (:class:`DataWarnings`)."""
-    from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelSummary, ProgressBar
 
     from imgcls.training.data_warnings import DataWarnings
+    from imgcls.training.progress import progress_bar_enabled
 
     callbacks, configs = [DataWarnings()], {}
     for config in (cfg.get("callbacks") or {}).values():
@@ -109,10 +110,13 @@ def build_callbacks(cfg: DictConfig) -> tuple[list, dict[int, dict]]:
             continue
         callback = instantiate(config)
         # Dropped rather than failing the run: the LR monitor without loggers, the progress
-        # bar with enable_progress_bar=false.
+        # bar with enable_progress_bar=false (or auto, writing to a file), the model summary
+        # with enable_model_summary=false.
         if isinstance(callback, LearningRateMonitor) and not _has_loggers(cfg):
             continue
-        if isinstance(callback, ProgressBar) and not cfg.trainer.get("enable_progress_bar", True):
+        if isinstance(callback, ProgressBar) and not progress_bar_enabled(cfg.trainer.get("enable_progress_bar", True)):
+            continue
+        if isinstance(callback, ModelSummary) and not cfg.trainer.get("enable_model_summary", True):
             continue
         callbacks.append(callback)
         configs[id(callback)] = _plain(config)
@@ -122,13 +126,25 @@ def build_callbacks(cfg: DictConfig) -> tuple[list, dict[int, dict]]:
 def build_trainer(cfg: DictConfig, callbacks=(), **trainer_overrides):
     """The configured ``lightning.Trainer`` with ``callbacks`` and the configured loggers;
     ``trainer.precision: auto`` is resolved first."""
+    from lightning.pytorch.callbacks import ModelSummary
+
+    from imgcls.training.model_summary import ModelSummaryLog
     from imgcls.training.precision import resolve_precision
+    from imgcls.training.progress import progress_bar_enabled
 
     resolve_precision(cfg)
     callbacks = list(callbacks)
+    # imgcls's summary stands in for Lightning's default one (which prints "Total FLOPs: 0").
+    summary = cfg.trainer.get("enable_model_summary", True)
+    if summary and not any(isinstance(c, ModelSummary) for c in callbacks):
+        callbacks.append(ModelSummaryLog())
+    shown = {"enable_progress_bar": progress_bar_enabled(cfg.trainer.get("enable_progress_bar", True)),
+             "enable_model_summary": False}
     purge_step = _resumed_step(callbacks) if cfg.get("resume") else None
     loggers = [_logger(c, purge_step) for c in (cfg.get("logger") or {}).values() if c]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **trainer_overrides)
+    trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, **{**shown, **trainer_overrides}
+    )
     _refuse_ddp_in_local_sweep(trainer)
     return trainer
 
@@ -167,7 +183,7 @@ def compose(cfg: DictConfig, extra_callbacks=()):
         )
     history = MetricsHistory(cfg.monitor.metric, cfg.monitor.mode)
     callbacks, configs = build_callbacks(cfg)
-    trainer = build_trainer(cfg, [*callbacks, history, RngState(), EpochLog(), *extra_callbacks])
+    trainer = build_trainer(cfg, [*callbacks, history, RngState(), EpochLog(cfg.monitor.metric), *extra_callbacks])
     steps = configure_steps(cfg, trainer, model, datamodule, configs)
     resolved = {
         "precision": str(trainer.precision),
@@ -299,9 +315,23 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
         "warnings": _data_warnings(trainer),
     }
     write_record(run_dir, summary, rank_zero=trainer.is_global_zero)
-    log_final_hparams(trainer.loggers, cfg, {**summary["best"], **test_metrics})
+    log_final_hparams(trainer.loggers, cfg, {**summary["best"], **test_metrics}, computed_hparams(model, trainer))
     _print_where(run_dir, report)
     return summary["best"].get(cfg.monitor.metric)
+
+
+def computed_hparams(model, trainer) -> dict[str, object]:
+    """What the run derived from its config, for HPARAMS: the starting learning rate of each
+    named optimizer group (``backbone`` and ``head`` of differential rates), the class weights."""
+    values: dict[str, object] = {
+        f"optimizer.lr.{group['name']}": float(group.get("initial_lr", group["lr"]))
+        for optimizer in trainer.optimizers
+        for group in optimizer.param_groups
+        if "name" in group
+    }
+    if model.hparams.class_weights is not None:
+        values["loss.class_weights.computed"] = str([round(w, 4) for w in model.hparams.class_weights])
+    return values
 
 
 def class_weights(setting, class_counts: list[int]) -> list[float] | None:
@@ -314,6 +344,15 @@ def class_weights(setting, class_counts: list[int]) -> list[float] | None:
     weights = [float(w) for w in setting]
     if len(weights) != len(class_counts):
         raise ValueError(f"loss.class_weights has {len(weights)} values for {len(class_counts)} classes")
+    return weights
+
+
+def _shown(weights: list[float] | None, class_names) -> list[float] | None:
+    """The loss's class weights, printed (the first 20 classes of more)."""
+    if weights is not None:
+        pairs = [f"{name} {weight:.3f}" for name, weight in zip(class_names, weights, strict=True)]
+        more = f", ... ({len(pairs)} classes, {min(weights):.3f} to {max(weights):.3f})" if len(pairs) > 20 else ""
+        console.info("Class weights of the loss: " + ", ".join(pairs[:20]) + more)
     return weights
 
 

@@ -10,14 +10,16 @@ failed.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from imgcls.config import SWEPT_KEYS_ENV
 from imgcls.run_record import OK, sweep_records
 
 # What a failed job returns to the sweeper.
@@ -31,6 +33,29 @@ def in_multirun() -> bool:
 def survives(error: BaseException) -> bool:
     """Whether a sweep goes on after a job failed with ``error``: always, except Ctrl-C."""
     return in_multirun() and not isinstance(error, KeyboardInterrupt)
+
+
+def swept_keys(config: DictConfig) -> list[str]:
+    """The keys a multirun varies: its sweep overrides on the command line (``a=1,2``,
+    ``choice(...)``, ``interval(...)``) and the sweeper's own ``params`` (an Optuna search space)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    keys = [o.key_or_group for o in overrides if o.is_sweep_override()]
+    keys += list(OmegaConf.select(config, "hydra.sweeper.params", default=None) or {})
+    return sorted(set(keys))
+
+
+class SweptKeys(Callback):
+    """Hydra callback (conf/hydra/default.yaml): hands the swept keys to the jobs, whose
+    directory names (``imgcls.job_name``) show them. Through the environment, which the jobs
+    inherit wherever the launcher starts them (this process, workers, SLURM)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        os.environ[SWEPT_KEYS_ENV] = ",".join(swept_keys(config))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        os.environ.pop(SWEPT_KEYS_ENV, None)
 
 
 class SweepSummary(Callback):
@@ -62,9 +87,10 @@ class SweepSummary(Callback):
 
 def print_job_table(records: list[tuple[Path, dict]]) -> None:
     """One line per job: status, the monitored metric's best value, and the error if any."""
-    print(f"\n{'job':<60} {'status':<12} {'best':>10}  error")
+    width = max([3, *(len(job_dir.name) for job_dir, _ in records)])
+    print(f"\n{'job':<{width}} {'status':<12} {'best':>10}  error")
     for job_dir, record in records:
         value = (record.get("best") or {}).get(record.get("monitor"))
         best = f"{value:.4f}" if isinstance(value, int | float) else "-"
         error = (record.get("error") or "").splitlines()[0][:100] if record.get("error") else ""
-        print(f"{job_dir.name[:60]:<60} {record.get('status', '?'):<12} {best:>10}  {error}")
+        print(f"{job_dir.name:<{width}} {record.get('status', '?'):<12} {best:>10}  {error}")

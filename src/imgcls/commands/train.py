@@ -1,0 +1,28 @@
+"""``imgcls-train`` / ``python train.py``: see conf/train.yaml."""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from imgcls.commands import CONF_DIR
+from imgcls.errors import exit_on_user_error
+from imgcls.config import register_resolvers
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
+@exit_on_user_error
+def main(cfg: DictConfig) -> float | None:
+    from imgcls.training.run import train
+
+    return train(cfg)
+
+
+def run() -> None:
+    from imgcls.training.resume import resume_arguments
+
+    # resume=<run dir> becomes that run's own overrides, directory and last checkpoint.
+    sys.argv[1:] = resume_arguments(sys.argv[1:])
+    main()
