@@ -8,6 +8,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from imgcls.config import ConfigError
+from imgcls.inference.tta import check_mode
 
 RUN_CONFIG = Path(".hydra") / "config.yaml"
 
@@ -36,6 +37,7 @@ def evaluate(cfg: DictConfig) -> Path:
     from imgcls.training.precision import fastest_precision
 
     console.silence_library_noise()
+    tta = check_mode(cfg.get("tta"))
     ckpt = Path(cfg.ckpt_path)
     run_dir = find_run_dir(ckpt)
     data_cfg = cfg.get("data") or _run_data_config(ckpt, run_dir)
@@ -64,6 +66,7 @@ def evaluate(cfg: DictConfig) -> Path:
         limit_test_batches=cfg.limit_test_batches,
     )
     trainer.test(model, datamodule=datamodule, verbose=False)
+    tta_results = _tta_results(trainer, model, datamodule, tta)
     out_dir = Path(cfg.output_dir) if cfg.output_dir else (run_dir or ckpt.parent) / "evaluation" / ckpt.stem
     tensorboard = SummaryWriter(str(out_dir / "tensorboard"))
     kwargs = {} if cfg.ordinal is None else {"ordinal": cfg.ordinal}
@@ -77,6 +80,7 @@ def evaluate(cfg: DictConfig) -> Path:
             gallery_size=cfg.gallery_size,
             confused_pairs_top=cfg.confused_pairs,
             title=f"Evaluation of {ckpt.name} ({precision})",
+            notes=_tta_notes(tta, model.test_results, tta_results),
             **kwargs,
         )
     finally:
@@ -84,8 +88,35 @@ def evaluate(cfg: DictConfig) -> Path:
     for name, metrics in model.test_results.items():
         numbers = "  ".join(f"{key} {value:.4f}" for key, value in metrics.items())
         print(f"{name} ({len(model.test_predictions[name].labels)} images): {numbers}")
+        if name in tta_results:
+            numbers = "  ".join(f"{key} {value:.4f}" for key, value in tta_results[name].items())
+            print(f"{name} with tta={tta}: {numbers}")
     print(f"Report: {report}\nTensorBoard: tensorboard --logdir {out_dir / 'tensorboard'}")
     return report
+
+
+def _tta_results(trainer, model, datamodule, tta: str) -> dict[str, dict[str, float]]:
+    """Each test set's metrics with test-time augmentation (a second test pass); the model's
+    own results and predictions stay the plain pass's, which the report shows."""
+    from imgcls.inference.tta import averaging_views
+
+    if tta == "none":
+        return {}
+    plain = model.test_results, model.test_predictions
+    with averaging_views(model, tta):
+        trainer.test(model, datamodule=datamodule, verbose=False)
+    results = model.test_results
+    model.test_results, model.test_predictions = plain
+    return results
+
+
+def _tta_notes(tta: str, plain: dict, augmented: dict) -> list[str]:
+    """One note per test set: its metrics with TTA next to the plain ones."""
+    notes = []
+    for name, metrics in augmented.items():
+        pairs = ", ".join(f"{key} {value:.4f} (plain {plain[name][key]:.4f})" for key, value in metrics.items())
+        notes.append(f"test-time augmentation tta={tta} on {name}: {pairs}")
+    return notes
 
 
 def _run_precision(run_dir: Path | None) -> str | None:

@@ -36,8 +36,11 @@ class InferenceModel:
     weights_file: Path | None
 
     @torch.no_grad()
-    def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.net(batch).float().softmax(dim=1)
+    def probabilities(self, batch: torch.Tensor, tta: str = "none") -> torch.Tensor:
+        """Softmax of ``net``; with ``tta`` (inference/tta.py), averaged over the views."""
+        from imgcls.inference.tta import averaged_probabilities
+
+        return averaged_probabilities(self.net, batch, tta)
 
 
 def load_inference_model(spec: str, trust_checkpoint: bool = False) -> InferenceModel:

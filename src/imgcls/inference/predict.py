@@ -37,9 +37,10 @@ def list_inputs(source: str | Path, path_column: str = "path") -> list[Path]:
 
 
 def predict_files(
-    model: InferenceModel, files: list[Path], topk: int = 5, batch_size: int = 32
+    model: InferenceModel, files: list[Path], topk: int = 5, batch_size: int = 32, tta: str = "none"
 ) -> pd.DataFrame:
-    """One row per file in order: ``path``, ``label_i``/``prob_i`` for i = 1..k, and ``error``."""
+    """One row per file in order: ``path``, ``label_i``/``prob_i`` for i = 1..k, and ``error``;
+    ``tta``: the probabilities averaged over test-time views (inference/tta.py)."""
     topk = min(topk, len(model.class_names))
     rows: list[dict] = [{"path": str(path)} for path in files]
     pending: list[tuple[int, torch.Tensor]] = []
@@ -51,7 +52,7 @@ def predict_files(
                 getattr(error, "reason", None) or f"{type(error).__name__}: {error}"
             )
         if len(pending) == batch_size or (index == len(files) - 1 and pending):
-            _predict_batch(model, pending, rows, topk)
+            _predict_batch(model, pending, rows, topk, tta)
             pending = []
     columns = (
         ["path"] + [f"{kind}_{i}" for i in range(1, topk + 1) for kind in ("label", "prob")] + [ERROR_COLUMN]
@@ -68,8 +69,8 @@ def _decode(model: InferenceModel, path: Path) -> torch.Tensor:
     return model.preprocess(path)
 
 
-def _predict_batch(model: InferenceModel, pending, rows: list[dict], topk: int) -> None:
-    probabilities = model.probabilities(torch.stack([image for _, image in pending]))
+def _predict_batch(model: InferenceModel, pending, rows: list[dict], topk: int, tta: str) -> None:
+    probabilities = model.probabilities(torch.stack([image for _, image in pending]), tta)
     values, classes = probabilities.topk(topk, dim=1)
     for (index, _), top_values, top_classes in zip(pending, values.tolist(), classes.tolist(), strict=True):
         for rank, (value, cls) in enumerate(zip(top_values, top_classes, strict=True), start=1):
@@ -81,14 +82,16 @@ def run_predict(cfg) -> Path:
     """``python predict.py``: the configured model on the configured input, written as CSV."""
     from imgcls.config import ConfigError
     from imgcls.inference.loading import load_inference_model
+    from imgcls.inference.tta import check_mode
 
     if bool(cfg.ckpt_path) == bool(cfg.model_name):
         raise ConfigError(
             "set exactly one of ckpt_path=<file.ckpt> or model_name=<torchvision model> [weights=...]"
         )
+    tta = check_mode(cfg.get("tta"))
     spec = cfg.ckpt_path or f"{cfg.model_name}:{cfg.weights}"
     model = load_inference_model(str(spec), trust_checkpoint=cfg.get("trust_checkpoint", False))
-    table = predict_files(model, list_inputs(cfg.input, cfg.path_column), cfg.topk, cfg.batch_size)
+    table = predict_files(model, list_inputs(cfg.input, cfg.path_column), cfg.topk, cfg.batch_size, tta)
     output = Path(cfg.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     # Written whole or not at all; file names that are not valid UTF-8 (common in unzipped
