@@ -58,12 +58,20 @@ def draw_ops(policy: str, n: int, num_ops: int, magnitude: int, height: int, wid
 def apply_ops(images: torch.Tensor, ops: torch.Tensor, magnitudes: torch.Tensor) -> torch.Tensor:
     """uint8 ``images`` with sample i transformed by op ``OPS[ops[i]]`` at ``magnitudes[i]``."""
     out = images.clone()
+    # The geometric ops are one affine map each: all of them in one grid_sample.
+    geometric = torch.zeros_like(ops, dtype=torch.bool)
+    for name in _GEOMETRIC:
+        geometric |= ops == OPS.index(name)
+    chosen = geometric.nonzero().squeeze(1)
+    if len(chosen):
+        out.index_copy_(0, chosen, _geometric(images[chosen], ops[chosen], magnitudes[chosen]))
     for index, name in enumerate(OPS):
-        if name == "Identity":
+        if name == "Identity" or name in _GEOMETRIC:
             continue
         chosen = (ops == index).nonzero().squeeze(1)
         if len(chosen):
-            out[chosen] = _OP_FUNCTIONS[name](images[chosen], magnitudes[chosen])
+            result = _OP_FUNCTIONS[name](images.index_select(0, chosen), magnitudes.index_select(0, chosen))
+            out.index_copy_(0, chosen, result)
     return out
 
 
@@ -87,9 +95,30 @@ class PerSampleAutoAugment(torch.nn.Module):
 
 
 # --- geometry: torchvision's inverse affine matrices, one per sample, one grid_sample ---------
+_GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
+
+
+def _geometric(images, ops, m):
+    """Each sample's geometric op (one of ``_GEOMETRIC``) as its torchvision affine parameters."""
+    def where(name, value):
+        return torch.where(ops == OPS.index(name), value, torch.zeros_like(m))
+
+    shears = (ops == OPS.index("ShearX")) | (ops == OPS.index("ShearY"))
+    return _affine(
+        images,
+        angle=where("Rotate", -m),  # torchvision's rotate turns the other way round from affine
+        shear_x=where("ShearX", m),
+        shear_y=where("ShearY", m),
+        tx=where("TranslateX", m.trunc()),
+        ty=where("TranslateY", m.trunc()),
+        top_left=shears,  # RandAugment shears about the top-left corner
+    )
+
+
 def _affine(images, angle=None, shear_x=None, shear_y=None, tx=None, ty=None, top_left=False):
     """torchvision's ``affine`` (and ``rotate``) with per-sample parameters (``[n]`` tensors,
-    degrees for ``angle``, tangents for the shears), nearest pixel, zero fill."""
+    degrees for ``angle``, tangents for the shears; ``top_left``: a bool or ``[n]`` bools, the
+    centre being the top-left corner, else the image centre), nearest pixel, zero fill."""
     n, _, h, w = images.shape
     zeros = torch.zeros(n, device=images.device)
     rot = torch.deg2rad(angle) if angle is not None else zeros
@@ -97,7 +126,8 @@ def _affine(images, angle=None, shear_x=None, shear_y=None, tx=None, ty=None, to
     sy = torch.atan(shear_y) if shear_y is not None else zeros
     tx = tx if tx is not None else zeros
     ty = ty if ty is not None else zeros
-    cx, cy = (-w * 0.5, -h * 0.5) if top_left else (0.0, 0.0)
+    corner = torch.as_tensor(top_left, device=images.device).float()
+    cx, cy = corner * (-w * 0.5), corner * (-h * 0.5)
     a = torch.cos(rot - sy) / torch.cos(sy)
     b = -torch.cos(rot - sy) * torch.tan(sx) / torch.cos(sy) - torch.sin(rot)
     c = torch.sin(rot - sy) / torch.cos(sy)
@@ -105,37 +135,12 @@ def _affine(images, angle=None, shear_x=None, shear_y=None, tx=None, ty=None, to
     m0, m1, m3, m4 = d, -b, -c, a  # the inverse rotation-shear (its determinant is 1)
     m2 = m0 * (-cx - tx) + m1 * (-cy - ty) + cx
     m5 = m3 * (-cx - tx) + m4 * (-cy - ty) + cy
-    theta = torch.stack([m0, m1, m2, m3, m4, m5], 1).view(n, 2, 3)
-    # Output pixel centres, relative to the image centre, mapped into grid_sample's [-1, 1].
-    xs = torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, w, device=images.device)
-    ys = torch.linspace((1.0 - h) * 0.5, (h - 1.0) * 0.5, h, device=images.device)
-    base = torch.stack(torch.meshgrid(xs, ys, indexing="xy") + (torch.ones(h, w, device=images.device),), -1)
-    scale = torch.tensor([0.5 * w, 0.5 * h], device=images.device)
-    grid = (base.view(1, h * w, 3) @ theta.transpose(1, 2)) / scale
-    sampled = F.grid_sample(
-        images.float(), grid.view(n, h, w, 2), mode="nearest", padding_mode="zeros", align_corners=False
-    )
+    # The matrix maps output to input pixel positions relative to the image centre; in
+    # affine_grid's [-1, 1] coordinates (align_corners=False) it reads:
+    theta = torch.stack([m0, m1 * h / w, 2 * m2 / w, m3 * w / h, m4, 2 * m5 / h], 1).view(n, 2, 3)
+    grid = F.affine_grid(theta, [n, images.shape[1], h, w], align_corners=False)
+    sampled = F.grid_sample(images.float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)
     return sampled.round().to(images.dtype)
-
-
-def _shear_x(images, m):
-    return _affine(images, shear_x=m, top_left=True)
-
-
-def _shear_y(images, m):
-    return _affine(images, shear_y=m, top_left=True)
-
-
-def _translate_x(images, m):
-    return _affine(images, tx=m.trunc())
-
-
-def _translate_y(images, m):
-    return _affine(images, ty=m.trunc())
-
-
-def _rotate(images, m):
-    return _affine(images, angle=-m)  # torchvision's rotate turns the other way round from affine
 
 
 # --- colour: blends with a per-sample factor, as torchvision's _blend ------------------------
@@ -167,12 +172,13 @@ def _contrast(images, m):
 
 
 def _sharpness(images, m):
-    n, c, h, w = images.shape
+    h, w = images.shape[-2:]
     if h <= 2 or w <= 2:
         return images.clone()
-    kernel = torch.tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]], device=images.device) / 13.0
     floats = images.float()
-    blurred = F.conv2d(floats, kernel.expand(c, 1, 3, 3), groups=c).round_()
+    # torchvision's kernel [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13: the 3x3 sum plus 4 x the centre
+    # (a pooling is much faster than a grouped convolution on CPU).
+    blurred = (F.avg_pool2d(floats, 3, stride=1) * 9 + 4 * floats[..., 1:-1, 1:-1]).div_(13).round_()
     other = floats.clone()
     other[..., 1:-1, 1:-1] = blurred  # the border keeps its pixels, as in torchvision
     return _blend(floats, other, 1.0 + m)
@@ -190,11 +196,6 @@ def _solarize(images, m):
 
 
 _OP_FUNCTIONS = {
-    "ShearX": _shear_x,
-    "ShearY": _shear_y,
-    "TranslateX": _translate_x,
-    "TranslateY": _translate_y,
-    "Rotate": _rotate,
     "Brightness": _brightness,
     "Color": _color,
     "Contrast": _contrast,

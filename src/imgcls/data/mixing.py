@@ -63,8 +63,7 @@ class BatchMixing:
         weight = torch.where(mixed, weight, torch.ones_like(weight))
         masks &= mixed.view(-1, 1, 1, 1)
         others = images[partner]
-        view = weight.view(-1, 1, 1, 1)
-        blended = images * view + others * (1.0 - view)
+        blended = torch.lerp(others, images, weight.view(-1, 1, 1, 1))  # weight * own + (1 - weight) * partner
         out = torch.where(cutmix.view(-1, 1, 1, 1), torch.where(masks, others, images), blended)
         own = F.one_hot(labels, self.num_classes).to(images.dtype)
         targets = own * weight.view(-1, 1) + own[partner] * (1.0 - weight.view(-1, 1))
