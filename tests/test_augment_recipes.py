@@ -251,3 +251,21 @@ def test_the_shipped_augment_configs_pass_the_checks():
 
     for data in ("digits", "cifar10", "photo_crops", "folder", "retinopathy"):
         check_augment(compose_config(f"data={data}").data.augment)
+
+
+@pytest.mark.e2e
+def test_grouped_steps_train_like_plain_steps_with_the_recipes_on(tmp_path):
+    """Each step's batch is augmented and mixed as the step takes it: the same draws, in the
+    same order, as one Lightning step per batch, so the same weights."""
+    from test_fused_steps import _run
+
+    common = (
+        "data=photo_crops", "data.train_size=512", "data.val_size=128", "data.test_size=128", "report=false",
+        "trainer.max_epochs=2", "data.augment.trivialaugment=true", "data.augment.random_erasing=0.25",
+        "data.augment.mixup_alpha=0.4", "data.augment.cutmix_alpha=1.0",
+    )  # fmt: skip
+    _, _, plain = _run(tmp_path / "plain", "fused_steps=1", *common)
+    _, _, grouped = _run(tmp_path / "grouped", "fused_steps=4", *common)
+    assert grouped["global_step"] == plain["global_step"] == 2 * 512 // 128
+    for key, state in plain["state_dict"].items():
+        assert torch.allclose(grouped["state_dict"][key].float(), state.float(), atol=1e-5), key
