@@ -101,7 +101,9 @@ def test_random_resized_crop_draws_boxes_per_sample_and_the_full_box_is_the_iden
     # A quarter-area crop at a known place: torchvision's resized_crop of that box.
     one = random_resized_crop(batch[:1], scale=(0.25, 0.25), ratio=(1.0, 1.0))[0]
     boxes = [
-        TF.resized_crop(batch[0], top, left, 16, 16, [32, 32], antialias=False) for top in range(17) for left in range(17)
+        TF.resized_crop(batch[0], top, left, 16, 16, [32, 32], antialias=False)
+        for top in range(17)
+        for left in range(17)
     ]
     assert min((one.float() - box.float()).abs().mean().item() for box in boxes) < 2.0
 
@@ -155,7 +157,13 @@ def test_mixup_pairs_each_sample_with_its_own_partner_and_weight():
     partners = set()
     for i in range(64):
         if targets[i].max() < 1:  # really mixed with another class
-            candidates = [j for j in range(64) if torch.isclose(flat[i], weight[i] * images[i, 0, 0, 0] + (1 - weight[i]) * images[j, 0, 0, 0], atol=1e-5)]
+            candidates = [
+                j
+                for j in range(64)
+                if torch.isclose(
+                    flat[i], weight[i] * images[i, 0, 0, 0] + (1 - weight[i]) * images[j, 0, 0, 0], atol=1e-5
+                )
+            ]
             assert candidates, i
             partners.add(candidates[0])
     assert len(partners) > 30
@@ -214,7 +222,9 @@ def test_training_metrics_take_the_original_labels_and_the_loss_the_soft_targets
     )  # fmt: skip
     seen = {}
     monkeypatch.setattr(model, "_logs_step_loss", lambda step: False)
-    monkeypatch.setattr(model.train_metrics, "update", lambda logits, labels: seen.setdefault("labels", labels))
+    monkeypatch.setattr(
+        model.train_metrics, "update", lambda logits, labels: seen.setdefault("labels", labels)
+    )
     torch.manual_seed(0)
     images, labels = torch.rand(8, 3, 8, 8), torch.tensor([0, 1, 2, 3] * 2)
     mixed, targets = BatchMixing(4, mixup_alpha=1.0)(images, labels)

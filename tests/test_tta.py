@@ -61,7 +61,9 @@ def test_every_mode_of_a_constant_image_is_the_plain_prediction(mode):
     model = _classifier()
     images = torch.full((2, 3, 16, 16), 0.3)
     with averaging_views(model, mode):
-        assert torch.allclose(model(images).softmax(1), model.net.net(model_input(model, images)).softmax(1), atol=1e-5)
+        assert torch.allclose(
+            model(images).softmax(1), model.net.net(model_input(model, images)).softmax(1), atol=1e-5
+        )
 
 
 def model_input(model, images):
@@ -77,9 +79,15 @@ def test_views_are_shaped_like_the_batch():
     # The five crops are the corners and the centre, each 87.5% of a side, resized back.
     corner = views(images, "five_crop")[0]
     assert torch.allclose(
-        corner, torch.nn.functional.interpolate(images[..., :14, :18], size=(16, 20), mode="bilinear", antialias=True), atol=1e-5
+        corner,
+        torch.nn.functional.interpolate(
+            images[..., :14, :18], size=(16, 20), mode="bilinear", antialias=True
+        ),
+        atol=1e-5,
     )
-    assert torch.allclose(averaged_probabilities(lambda x: x.mean((2, 3)), images, "none"), images.mean((2, 3)).softmax(1))
+    assert torch.allclose(
+        averaged_probabilities(lambda x: x.mean((2, 3)), images, "none"), images.mean((2, 3)).softmax(1)
+    )
 
 
 def test_an_unknown_mode_names_the_key():
@@ -121,3 +129,17 @@ def test_predict_averages_the_views_too():
     expected = (net(images).softmax(1) + net(images.flip(-1)).softmax(1)) / 2
     assert torch.allclose(model.probabilities(images, "flip"), expected, atol=1e-6)
     assert torch.allclose(model.probabilities(images), net(images).softmax(1))
+
+
+def test_the_reports_tta_notes_keep_the_overlap_note(monkeypatch, tmp_path):
+    """evaluate passes its TTA figures as notes; a data module's overlap note stays first."""
+    from types import SimpleNamespace
+
+    from imgcls.reports import report
+
+    seen = {}
+    monkeypatch.setattr(report, "write_report", lambda predictions, out_dir, **kwargs: seen.update(kwargs))
+    model = SimpleNamespace(test_predictions={}, test_results={})
+    datamodule = SimpleNamespace(overlaps=["a.png"], ordinal=False)
+    report.write_evaluation_report(model, datamodule, tmp_path, notes=["tta=flip ..."])
+    assert len(seen["notes"]) == 2 and "two splits" in seen["notes"][0] and seen["notes"][1] == "tta=flip ..."

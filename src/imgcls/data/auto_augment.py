@@ -18,7 +18,17 @@ OPS = (
 )  # fmt: skip
 NUM_BINS = 31
 # Ops whose magnitude takes a random sign.
-_SIGNED = {"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness", "Color", "Contrast", "Sharpness"}
+_SIGNED = {
+    "ShearX",
+    "ShearY",
+    "TranslateX",
+    "TranslateY",
+    "Rotate",
+    "Brightness",
+    "Color",
+    "Contrast",
+    "Sharpness",
+}
 
 
 def magnitude_table(policy: str, height: int, width: int) -> torch.Tensor:
@@ -100,6 +110,7 @@ _GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
 
 def _geometric(images, ops, m):
     """Each sample's geometric op (one of ``_GEOMETRIC``) as its torchvision affine parameters."""
+
     def where(name, value):
         return torch.where(ops == OPS.index(name), value, torch.zeros_like(m))
 

@@ -56,14 +56,18 @@ class BatchMixing:
             weight = torch.where(cutmix, weight, _beta(self.mixup_alpha, n, device))
         masks = torch.zeros(n, 1, height, width, dtype=torch.bool, device=device)
         if self.cutmix_alpha > 0:
-            masks = _cutmix_boxes(_beta(self.cutmix_alpha, n, device), height, width) & cutmix.view(-1, 1, 1, 1)
+            masks = _cutmix_boxes(_beta(self.cutmix_alpha, n, device), height, width) & cutmix.view(
+                -1, 1, 1, 1
+            )
             # The box is clipped at the image border: the weight is the area actually kept.
             kept = 1.0 - masks.flatten(1).float().mean(1)
             weight = torch.where(cutmix, kept, weight)
         weight = torch.where(mixed, weight, torch.ones_like(weight))
         masks &= mixed.view(-1, 1, 1, 1)
         others = images[partner]
-        blended = torch.lerp(others, images, weight.view(-1, 1, 1, 1))  # weight * own + (1 - weight) * partner
+        blended = torch.lerp(
+            others, images, weight.view(-1, 1, 1, 1)
+        )  # weight * own + (1 - weight) * partner
         out = torch.where(cutmix.view(-1, 1, 1, 1), torch.where(masks, others, images), blended)
         own = F.one_hot(labels, self.num_classes).to(images.dtype)
         targets = own * weight.view(-1, 1) + own[partner] * (1.0 - weight.view(-1, 1))

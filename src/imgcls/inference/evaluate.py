@@ -8,7 +8,6 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from imgcls.config import ConfigError
-from imgcls.inference.tta import check_mode
 
 RUN_CONFIG = Path(".hydra") / "config.yaml"
 
@@ -33,6 +32,7 @@ def evaluate(cfg: DictConfig) -> Path:
 
     from imgcls import console
     from imgcls.inference.loading import load_classifier
+    from imgcls.inference.tta import check_mode
     from imgcls.reports.report import write_evaluation_report
     from imgcls.training.precision import fastest_precision
 

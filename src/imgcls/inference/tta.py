@@ -39,7 +39,9 @@ def views(images: torch.Tensor, mode: str) -> list[torch.Tensor]:
     return [TF.resize(crop, [height, width], antialias=True) for crop in crops]
 
 
-def averaged_probabilities(logits_of: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, mode: str):
+def averaged_probabilities(
+    logits_of: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, mode: str
+):
     """The mean over the views of ``softmax(logits_of(view))``."""
     probabilities = [logits_of(view).float().softmax(dim=1) for view in views(images, mode)]
     return torch.stack(probabilities).mean(0)

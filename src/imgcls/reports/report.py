@@ -195,13 +195,15 @@ def write_evaluation_report(model, datamodule, out_dir: str | Path, **kwargs) ->
     sets: the same predictions and metrics the test pass logged."""
     predictions = [with_images(p, datamodule) for p in model.test_predictions.values()]
     kwargs.setdefault("ordinal", bool(getattr(datamodule, "ordinal", False)))
+    notes = list(kwargs.pop("notes", ()))  # the caller's (e.g. evaluate's TTA figures) after this one
     if datamodule.overlaps:  # accepted with data.allow_overlap=true
         shown = "; ".join(datamodule.overlaps[:5]) + (" ..." if len(datamodule.overlaps) > 5 else "")
-        kwargs.setdefault("notes", [
+        notes.insert(
+            0,
             f"{len(datamodule.overlaps)} samples are in two splits (data.allow_overlap=true), so "
-            f"these numbers include images the model trained on: {shown}"
-        ])
-    return write_report(predictions, out_dir, metrics=model.test_results, **kwargs)
+            f"these numbers include images the model trained on: {shown}",
+        )
+    return write_report(predictions, out_dir, metrics=model.test_results, notes=notes, **kwargs)
 
 
 def write_run_report(model, datamodule, run_dir: Path, loggers=(), global_step: int = 0) -> str | None:
