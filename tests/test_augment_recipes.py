@@ -120,6 +120,22 @@ def test_color_jitter_draws_factors_per_sample():
         assert (sample.int() - reference.int()).abs().float().mean() < 1.0
 
 
+def test_hue_jitter_turns_each_sample_by_its_own_shift():
+    torch.manual_seed(0)
+    batch = _photo().expand(6, -1, -1, -1).contiguous()
+    out = color_jitter(batch, hue=0.3)
+    shifts = []
+    for sample in out:
+        errors = {
+            h: (sample.float() - TF.adjust_hue(batch[0], h).float()).abs().mean().item()
+            for h in torch.linspace(-0.3, 0.3, 121).tolist()
+        }
+        best = min(errors, key=errors.get)
+        assert errors[best] < 1.0  # torchvision's adjust_hue at one shift in range
+        shifts.append(best)
+    assert len({round(h, 2) for h in shifts}) >= 5
+
+
 def test_random_erasing_erases_one_box_per_chosen_sample():
     torch.manual_seed(0)
     images = torch.rand(200, 3, 16, 16) * 0.5 + 0.5  # never 0 before erasing
@@ -246,7 +262,8 @@ def test_training_metrics_take_the_original_labels_and_the_loss_the_soft_targets
         ({"randaugment": {"num_ops": 2, "magnitude": 31}}, "data.augment.randaugment.magnitude"),
         ({"randaugment": {"ops": 2}}, "data.augment.randaugment.ops"),
         ({"random_resized_crop": {"scale": [0.9, 0.1]}}, "data.augment.random_resized_crop.scale"),
-        ({"color_jitter": {"hue": 0.1}}, "data.augment.color_jitter.hue"),
+        ({"color_jitter": {"hue": 0.6}}, "data.augment.color_jitter.hue"),
+        ({"color_jitter": {"gamma": 0.1}}, "data.augment.color_jitter.gamma"),
         ({"trivialaugment": True, "randaugment": {"num_ops": 1}}, "data.augment.trivialaugment"),
         ({"mixup": 0.2}, "data.augment.mixup"),
     ],

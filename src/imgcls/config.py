@@ -147,7 +147,7 @@ _AUGMENT_RANGES = {
 _AUGMENT_FLAGS = ("hflip", "vflip", "trivialaugment")
 _AUGMENT_MAPPINGS = {
     "randaugment": {"num_ops": (0, None), "magnitude": (0, 30)},
-    "color_jitter": {"brightness": (0, None), "contrast": (0, None), "saturation": (0, None)},
+    "color_jitter": {"brightness": (0, None), "contrast": (0, None), "saturation": (0, None), "hue": (0, 0.5)},
     "random_resized_crop": {"scale": (0, 1), "ratio": (0, None)},
 }
 

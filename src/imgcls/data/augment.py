@@ -30,8 +30,9 @@ class BatchAugment(nn.Module):
         randaugment: ``{num_ops, magnitude}`` (torchvision's ``RandAugment``; magnitude is a
             bin of 31); null: off.
         trivialaugment: torchvision's ``TrivialAugmentWide`` (instead of randaugment).
-        color_jitter: ``{brightness, contrast, saturation}``, each factor drawn from
-            ``[max(0, 1 - x), 1 + x]``, applied in that order; null: off.
+        color_jitter: ``{brightness, contrast, saturation, hue}``, each factor drawn from
+            ``[max(0, 1 - x), 1 + x]`` (hue: a shift in ``[-hue, hue]`` turns), applied in that
+            order; null: off.
         rotation: rotate each sample by a uniform angle in ``[-rotation, rotation]`` degrees.
         random_erasing: probability of erasing (to 0) one box of 2-33% of the area, aspect
             ratio 0.3-3.3 (torchvision's ``RandomErasing`` defaults).
@@ -228,9 +229,11 @@ def random_resized_crop(images: torch.Tensor, scale=(0.08, 1.0), ratio=(3 / 4, 4
     return resized.round_().clamp_(0, 255).to(images.dtype) if images.dtype == torch.uint8 else resized
 
 
-def color_jitter(images: torch.Tensor, brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0):
-    """uint8 in and out; each sample draws its factors (torchvision's ``ColorJitter`` arithmetic,
-    in a fixed order)."""
+def color_jitter(
+    images: torch.Tensor, brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0, hue: float = 0.0
+):
+    """uint8 in and out; each sample draws its factors, and a hue shift in ``[-hue, hue]``
+    turns (torchvision's ``ColorJitter`` arithmetic, in this fixed order)."""
     n = len(images)
     out = images.float()
 
@@ -247,7 +250,30 @@ def color_jitter(images: torch.Tensor, brightness: float = 0.0, contrast: float 
         out = blend(gray.mean(dim=(1, 2, 3), keepdim=True), factors(contrast))
     if saturation and out.shape[1] == 3:
         out = blend(_gray(out).floor(), factors(saturation))
+    if hue and out.shape[1] == 3:
+        shift = torch.empty(n, 1, 1, device=images.device).uniform_(-hue, hue)
+        out = _shift_hue(out / 255.0, shift).mul_(255.0).round_()
     return out.to(images.dtype)
+
+
+def _shift_hue(rgb: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Float RGB in [0, 1], each sample's hue turned by its ``shift`` (in turns), through HSV."""
+    r, g, b = rgb.unbind(1)
+    value, low = rgb.amax(1), rgb.amin(1)
+    chroma = value - low
+    grey = chroma == 0
+    saturation = chroma / torch.where(grey, torch.ones_like(value), value)
+    divisor = torch.where(grey, torch.ones_like(chroma), chroma)
+    rc, gc, bc = (value - r) / divisor, (value - g) / divisor, (value - b) / divisor
+    hue = torch.where(value == r, bc - gc, torch.where(value == g, 2.0 + rc - bc, 4.0 + gc - rc))
+    hue = torch.where(grey, torch.zeros_like(hue), hue) / 6.0
+    hue = torch.remainder(hue + shift, 1.0)
+    # HSV back to RGB: channel n is v - v s clamp(min(k, 4 - k), 0, 1), k = (n + 6 h) mod 6.
+    channels = []
+    for n in (5.0, 3.0, 1.0):
+        k = torch.remainder(n + hue * 6.0, 6.0)
+        channels.append(value - value * saturation * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0))
+    return torch.stack(channels, 1)
 
 
 def _gray(images: torch.Tensor) -> torch.Tensor:
