@@ -432,10 +432,71 @@ def bench_compile(model: str, args, out_dir: Path, device: torch.device) -> dict
     return {"images_per_s": results, "compile/eager": ratio(results, "b_compile", "b_eager")}
 
 
+# --augment: each recipe of data.augment alone (BatchAugment's settings), then MixUp/CutMix.
+AUGMENT_VARIANTS = {
+    "none (to float)": {},
+    "crop_flip": {"crop_padding": 4, "hflip": True},
+    "randaugment": {"randaugment": {"num_ops": 2, "magnitude": 9}},
+    "trivialaugment": {"trivialaugment": True},
+    "resized_crop": {"random_resized_crop": {}},
+    "color_jitter": {"color_jitter": {"brightness": 0.4, "contrast": 0.4, "saturation": 0.4}},
+    "random_erasing": {"random_erasing": 0.25},
+}
+
+
+class AugmentOnly:
+    """One epoch of augmentation alone over a CIFAR-shaped uint8 tensor on the device:
+    ``augment`` per batch (and ``mixing`` after it), or a torchvision transform ``per_image``."""
+
+    def __init__(self, images, labels, batch_size: int, augment=None, mixing=None, per_image=None):
+        self.images, self.labels, self.batch_size = images, labels, batch_size
+        self.augment, self.mixing, self.per_image = augment, mixing, per_image
+
+    def epoch(self) -> float:
+        start = clock()
+        for images, labels in zip(self.images.split(self.batch_size), self.labels.split(self.batch_size), strict=True):
+            if self.per_image is not None:
+                images = torch.stack([self.per_image(image) for image in images])
+            else:
+                images = self.augment(images)
+            if self.mixing is not None:
+                self.mixing(images, labels)
+        _synchronize(self.images.device)
+        return clock() - start
+
+
+def bench_augment(args, device: torch.device) -> dict:
+    """images/s of each augmentation recipe alone (data/augment.py, data/mixing.py) against
+    no augmentation, and torchvision's v2 RandAugment per image (the per-sample alternative)."""
+    from torchvision.transforms import v2
+
+    from imgcls.data.augment import BatchAugment
+    from imgcls.data.mixing import BatchMixing
+
+    print(f"\n== augmentation only: CIFAR-shaped uint8 batches of {args.batch_size}, {args.train_size} images/epoch")
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (args.train_size, 3, 32, 32), dtype=torch.uint8, generator=generator).to(device)
+    labels = torch.randint(0, 10, (args.train_size,), generator=generator).to(device)
+    variants = {
+        name: AugmentOnly(images, labels, args.batch_size, BatchAugment(**settings))
+        for name, settings in AUGMENT_VARIANTS.items()
+    }
+    mixing = BatchMixing(10, mixup_alpha=0.8, cutmix_alpha=1.0)
+    variants["mixup_cutmix"] = AugmentOnly(images, labels, args.batch_size, BatchAugment(), mixing)
+    randaugment = v2.RandAugment()
+    variants["tv_randaug_per_image"] = AugmentOnly(images, labels, args.batch_size, per_image=randaugment)
+    results = interleave(variants, args.warmup, args.rounds, args.train_size).results()
+    # How much faster per-sample RandAugment runs batched than torchvision's, image by image.
+    return {"images_per_s": results, "randaugment/tv_randaug_per_image": ratio(results, "randaugment", "tv_randaug_per_image")}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="*", default=["cnn", "logreg"], help="conf/model options")
     parser.add_argument("--no-data", action="store_true", help="skip the data-only benchmark")
+    parser.add_argument(
+        "--augment", action="store_true", help="only the augmentation recipes alone (data.augment), images/s"
+    )
     parser.add_argument(
         "--options", nargs="*", default=["cnn"], help="models whose speed options to compare on (a)"
     )
@@ -485,6 +546,11 @@ def main(argv: list[str] | None = None) -> dict:
     }
     torch.manual_seed(0)
     benchmarks = report["benchmarks"]
+    if args.augment:
+        benchmarks["augment"] = bench_augment(args, device)
+        print_table(benchmarks)
+        write_report(report, args.out, "bench_augment")
+        return report
     if not args.no_data:
         benchmarks["data"] = bench_data(args, args.out, device)
     for model in args.models:

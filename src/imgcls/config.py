@@ -6,7 +6,7 @@ import hashlib
 import os
 import re
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from imgcls.errors import UserError
 
@@ -156,12 +156,82 @@ def check_values(cfg: DictConfig) -> None:
     channels = OmegaConf.select(cfg, "data.channels", default=None)
     if channels is not None and channels not in (1, 3):
         raise ConfigError(f"data.channels={channels!r} must be 1 (grayscale) or 3 (RGB)")
+    check_augment(OmegaConf.select(cfg, "data.augment", default=None))
     monitor = OmegaConf.select(cfg, "monitor.metric", default=None)
     if monitor is not None and monitor not in MONITORABLE:
         raise ConfigError(f"monitor.metric={monitor!r} is not a validation metric; choose one of {', '.join(MONITORABLE)}")
     mode = OmegaConf.select(cfg, "monitor.mode", default="max")
     if mode not in ("min", "max"):
         raise ConfigError(f"monitor.mode={mode!r} must be 'min' or 'max'")
+
+
+# data.augment's keys (data/augment.py, data/mixing.py) and their ranges: (lowest, highest)
+_AUGMENT_RANGES = {
+    "crop_padding": (0, None),
+    "rotation": (0, None),
+    "random_erasing": (0, 1),
+    "mixup_alpha": (0, None),
+    "cutmix_alpha": (0, None),
+    "mixup_prob": (0, 1),
+    "mixup_switch_prob": (0, 1),
+}
+_AUGMENT_FLAGS = ("hflip", "vflip", "trivialaugment")
+_AUGMENT_MAPPINGS = {
+    "randaugment": {"num_ops": (0, None), "magnitude": (0, 30)},
+    "color_jitter": {"brightness": (0, None), "contrast": (0, None), "saturation": (0, None), "hue": (0, 0.5)},
+    "random_resized_crop": {"scale": (0, 1), "ratio": (0, None)},
+}
+
+
+def check_augment(augment) -> None:
+    """``data.augment``: known keys, numbers in range, ``[lo, hi]`` pairs ordered."""
+    if augment is None:
+        return
+    known = (*_AUGMENT_RANGES, *_AUGMENT_FLAGS, *_AUGMENT_MAPPINGS)
+    for key, value in augment.items():
+        name = f"data.augment.{key}"
+        if key not in known:
+            raise ConfigError(f"{name} is not an augmentation setting; known: {', '.join(known)}")
+        if key in _AUGMENT_RANGES:
+            _check_range(name, value, *_AUGMENT_RANGES[key])
+        elif key in _AUGMENT_FLAGS:
+            if not isinstance(value, bool):
+                raise ConfigError(f"{name}={value!r} must be true or false")
+        elif value is not None and value is not True:
+            if not isinstance(value, DictConfig | dict):
+                raise ConfigError(f"{name}={value!r} must be null or a mapping of {', '.join(_AUGMENT_MAPPINGS[key])}")
+            for inner, inner_value in value.items():
+                inner_name = f"{name}.{inner}"
+                if inner not in _AUGMENT_MAPPINGS[key]:
+                    raise ConfigError(f"{inner_name} is not a setting; known: {', '.join(_AUGMENT_MAPPINGS[key])}")
+                lowest, highest = _AUGMENT_MAPPINGS[key][inner]
+                if key == "random_resized_crop":
+                    _check_pair(inner_name, inner_value, lowest, highest)
+                else:
+                    _check_range(inner_name, inner_value, lowest, highest, integer=key == "randaugment")
+    if augment.get("trivialaugment") and augment.get("randaugment") is not None:
+        raise ConfigError("data.augment.trivialaugment and data.augment.randaugment are both set; choose one")
+
+
+def _check_range(name, value, lowest, highest, integer=False) -> None:
+    number = _as_number(value, int if integer else float)
+    if number is None or not lowest <= number <= (highest if highest is not None else float("inf")):
+        kind = "an integer" if integer else "a number"
+        bound = f"in [{lowest}, {highest}]" if highest is not None else f">= {lowest}"
+        raise ConfigError(f"{name}={value!r} must be {kind} {bound}")
+
+
+def _check_pair(name, value, lowest, highest) -> None:
+    pair = list(value) if not isinstance(value, str) and hasattr(value, "__len__") else None
+    numbers = [_as_number(v, float) for v in pair] if pair is not None and len(pair) == 2 else None
+    top = highest if highest is not None else float("inf")
+    if numbers is None or None in numbers or not (lowest < numbers[0] <= numbers[1] <= top):
+        bound = f"{lowest} < lo <= hi" + (f" <= {highest}" if highest is not None else "")
+        raise ConfigError(f"{name}={_plain_value(value)!r} must be [lo, hi] with {bound}")
+
+
+def _plain_value(value):
+    return OmegaConf.to_container(value) if isinstance(value, DictConfig | ListConfig) else value
 
 
 def _as_number(value, kind):

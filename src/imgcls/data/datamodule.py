@@ -14,6 +14,7 @@ from imgcls.data.arrays import ImageArrays, WithIndex, keep_batch
 from imgcls.data.augment import BatchAugment, StepBatches, to_unit_float
 from imgcls.data.evaluation_order import EvaluationOrder
 from imgcls.data.resident import ResidentBatches, resident_device
+from imgcls.data.mixing import MIXING_KEYS, BatchMixing
 
 # Mean/std are estimated from at most this many training images: enough for 3 decimals.
 _STATS_SAMPLE = 10_000
@@ -67,7 +68,10 @@ class ImageDataModule(L.LightningDataModule):
         # The training split on the training device, batched there (data/resident.py).
         self.resident, self.resident_memory_share = resident, float(resident_memory_share)
         self._resident_train: ImageArrays | None = None
-        self.augment = BatchAugment(**dict(augment or {}))
+        augment = dict(augment or {})
+        # MixUp/CutMix need the class count, known after setup (see `mixing`).
+        self._mixing_settings = {key: augment.pop(key) for key in MIXING_KEYS if key in augment}
+        self.augment = BatchAugment(**augment)
         # Plain floats: a config's ListConfig would end up in the model's checkpoint hparams,
         # which torch.load(weights_only=True) refuses to read back.
         self._fixed_mean = [float(value) for value in mean] if mean is not None else None
@@ -137,9 +141,23 @@ class ImageDataModule(L.LightningDataModule):
         images, *rest = batch  # labels, and each sample's position for evaluation batches
         if self.trainer is None or not self.trainer.training:
             return to_unit_float(images), *rest
-        if self.fused_steps > 1:  # a group: each step's batch is augmented as it is taken
-            return StepBatches(images, self.augment, self.batch_size), *rest
-        return self.augment(images), *rest
+        labels = rest[0]
+        if self.fused_steps > 1:  # a group: each step's batch is augmented (and mixed) as it is taken
+            return StepBatches(images, labels, self.augment, self.batch_size, self.mixing), labels
+        images = self.augment(images)
+        if self.mixing is None:
+            return images, labels
+        # The loss takes the soft targets; the training metrics, the original labels.
+        mixed, targets = self.mixing(images, labels)
+        return mixed, labels, targets
+
+    @property
+    def mixing(self) -> BatchMixing | None:
+        """MixUp/CutMix of the training batches (data.augment.mixup_alpha, cutmix_alpha), or None."""
+        if not hasattr(self, "_mixing"):
+            mixing = BatchMixing(self.num_classes, **self._mixing_settings)
+            self._mixing = mixing if mixing.enabled else None
+        return self._mixing
 
     # --- what the model needs to know --------------------------------------------------
     @property

@@ -33,10 +33,12 @@ def evaluate(cfg: DictConfig) -> Path:
 
     from imgcls import console
     from imgcls.inference.loading import load_classifier
+    from imgcls.inference.tta import check_mode
     from imgcls.reports.report import write_evaluation_report
     from imgcls.training.precision import fastest_precision
 
     console.silence_library_noise()
+    tta = check_mode(cfg.get("tta"))
     ckpt = Path(cfg.ckpt_path)
     run_dir = find_run_dir(ckpt)
     data_cfg = cfg.get("data") or _run_data_config(ckpt, run_dir)
@@ -66,6 +68,7 @@ def evaluate(cfg: DictConfig) -> Path:
         limit_test_batches=cfg.limit_test_batches,
     )
     trainer.test(model, datamodule=datamodule, verbose=False)
+    tta_results = _tta_results(trainer, model, datamodule, tta)
     out_dir = Path(cfg.output_dir) if cfg.output_dir else (run_dir or ckpt.parent) / "evaluation" / ckpt.stem
     tensorboard = SummaryWriter(str(out_dir / "tensorboard"))
     kwargs = {} if cfg.ordinal is None else {"ordinal": cfg.ordinal}
@@ -79,11 +82,15 @@ def evaluate(cfg: DictConfig) -> Path:
             gallery_size=cfg.gallery_size,
             confused_pairs_top=cfg.confused_pairs,
             title=f"Evaluation of {ckpt.name} ({precision})",
+            notes=_tta_notes(tta, model.test_results, tta_results),
             **kwargs,
         )
     finally:
         tensorboard.close()
-    print(headline_table(model.test_results, {n: len(p.labels) for n, p in model.test_predictions.items()}))
+    images = {name: len(p.labels) for name, p in model.test_predictions.items()}
+    print(headline_table(model.test_results, images))
+    if tta_results:
+        print(f"\nWith test-time augmentation (tta={tta}):\n{headline_table(tta_results, images)}")
     print(f"\nReport: {report}\nTensorBoard: tensorboard --logdir {out_dir / 'tensorboard'}")
     return report
 
@@ -96,6 +103,30 @@ def headline_table(results: dict[str, dict[str, float]], images: dict[str, int])
 
     rows = [{"test set": name, "images": images.get(name), **metrics} for name, metrics in results.items()]
     return to_markdown(pd.DataFrame(rows))
+
+
+def _tta_results(trainer, model, datamodule, tta: str) -> dict[str, dict[str, float]]:
+    """Each test set's metrics with test-time augmentation (a second test pass); the model's
+    own results and predictions stay the plain pass's, which the report shows."""
+    from imgcls.inference.tta import averaging_views
+
+    if tta == "none":
+        return {}
+    plain = model.test_results, model.test_predictions
+    with averaging_views(model, tta):
+        trainer.test(model, datamodule=datamodule, verbose=False)
+    results = model.test_results
+    model.test_results, model.test_predictions = plain
+    return results
+
+
+def _tta_notes(tta: str, plain: dict, augmented: dict) -> list[str]:
+    """One note per test set: its metrics with TTA next to the plain ones."""
+    notes = []
+    for name, metrics in augmented.items():
+        pairs = ", ".join(f"{key} {value:.4f} (plain {plain[name][key]:.4f})" for key, value in metrics.items())
+        notes.append(f"test-time augmentation tta={tta} on {name}: {pairs}")
+    return notes
 
 
 def _run_precision(run_dir: Path | None) -> str | None:

@@ -40,8 +40,12 @@ class InferenceModel:
     temperature: float = 1.0
 
     @torch.no_grad()
-    def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
-        return (self.net(batch).float() / self.temperature).softmax(dim=1)
+    def probabilities(self, batch: torch.Tensor, tta: str = "none") -> torch.Tensor:
+        """Softmax of ``net``'s logits at the temperature; with ``tta`` (inference/tta.py),
+        averaged over the views."""
+        from imgcls.inference.tta import averaged_probabilities
+
+        return averaged_probabilities(lambda images: self.net(images).float() / self.temperature, batch, tta)
 
 
 def load_inference_model(spec: str, trust_checkpoint: bool = False, calibrated: bool = True) -> InferenceModel:

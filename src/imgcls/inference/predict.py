@@ -87,9 +87,11 @@ def predict_files(
     topk: int = 5,
     batch_size: int = 32,
     probabilities: dict[int, np.ndarray] | None = None,
+    tta: str = "none",
 ) -> pd.DataFrame:
     """One row per file in order: ``path``, ``label_i``/``prob_i`` for i = 1..k, and ``error``.
-    ``probabilities``, when given, receives each predicted file's class probabilities by index."""
+    ``probabilities``, when given, receives each predicted file's class probabilities by index;
+    ``tta``: the probabilities averaged over test-time views (inference/tta.py)."""
     topk = min(topk, len(model.class_names))
     rows: list[dict] = [{"path": display_name(path)} for path in files]
     pending: list[tuple[int, torch.Tensor]] = []
@@ -101,7 +103,7 @@ def predict_files(
                 getattr(error, "reason", None) or f"{type(error).__name__}: {error}"
             )
         if len(pending) == batch_size or (index == len(files) - 1 and pending):
-            _predict_batch(model, pending, rows, topk, probabilities)
+            _predict_batch(model, pending, rows, topk, probabilities, tta)
             pending = []
     columns = (
         ["path"] + [f"{kind}_{i}" for i in range(1, topk + 1) for kind in ("label", "prob")] + [ERROR_COLUMN]
@@ -118,8 +120,10 @@ def _decode(model: InferenceModel, path: Path) -> torch.Tensor:
     return model.preprocess(path)
 
 
-def _predict_batch(model: InferenceModel, pending, rows: list[dict], topk: int, kept: dict | None) -> None:
-    probabilities = model.probabilities(torch.stack([image for _, image in pending]))
+def _predict_batch(
+    model: InferenceModel, pending, rows: list[dict], topk: int, kept: dict | None, tta: str = "none"
+) -> None:
+    probabilities = model.probabilities(torch.stack([image for _, image in pending]), tta)
     if kept is not None:
         kept.update({index: row for (index, _), row in zip(pending, probabilities.cpu().numpy(), strict=True)})
     values, classes = probabilities.topk(topk, dim=1)
@@ -133,11 +137,13 @@ def run_predict(cfg) -> Path:
     """``python predict.py``: the configured model on the configured input, written as CSV."""
     from imgcls.config import ConfigError
     from imgcls.inference.loading import load_inference_model
+    from imgcls.inference.tta import check_mode
 
     if bool(cfg.ckpt_path) == bool(cfg.model_name):
         raise ConfigError(
             "set exactly one of ckpt_path=<file.ckpt> or model_name=<torchvision model> [weights=...]"
         )
+    tta = check_mode(cfg.get("tta"))
     spec = cfg.ckpt_path or f"{cfg.model_name}:{cfg.weights}"
     model = load_inference_model(
         str(spec), trust_checkpoint=cfg.get("trust_checkpoint", False), calibrated=cfg.get("calibrated", True)
@@ -145,7 +151,7 @@ def run_predict(cfg) -> Path:
     files = list_inputs(cfg.input, cfg.path_column)
     labels = input_labels(cfg.input, files, model.class_names, cfg.get("label_column"))
     probabilities: dict[int, np.ndarray] = {}
-    table = predict_files(model, files, cfg.topk, cfg.batch_size, probabilities)
+    table = predict_files(model, files, cfg.topk, cfg.batch_size, probabilities, tta)
     output = Path(cfg.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     # Written whole or not at all; names that are not valid UTF-8 are escaped (display_name).

@@ -138,11 +138,13 @@ class ImageClassifier(L.LightningModule):
         self.automatic_optimization = self.fused_steps == 1
 
     def training_step(self, batch, batch_idx):
-        images, labels = batch
+        # With MixUp/CutMix (data.augment) the loss takes the batch's soft targets; the
+        # training metrics always take the original labels.
+        images, labels, *targets = batch
         if not self.automatic_optimization:
             return self._grouped_training_steps(images, labels)
         logits = self(images)
-        loss = self.criterion(logits, labels)
+        loss = self.criterion(logits, targets[0] if targets else labels)
         self._keep_for_epoch_end(logits.detach(), labels, loss.detach() * len(labels))
         if self._logs_step_loss(self.global_step):
             self.log("train/loss_step", loss, prog_bar=True)

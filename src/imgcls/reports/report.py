@@ -243,12 +243,13 @@ def write_evaluation_report(model, datamodule, out_dir: str | Path, warnings: Se
     data warnings) are shown at its top."""
     predictions = [with_images(p, datamodule) for p in model.test_predictions.values()]
     kwargs.setdefault("ordinal", bool(getattr(datamodule, "ordinal", False)))
-    notes = list(kwargs.pop("notes", ()))
+    notes = list(kwargs.pop("notes", ()))  # the caller's (e.g. evaluate's TTA figures) after this one
     if datamodule.overlaps:  # accepted with data.allow_overlap=true
         shown = "; ".join(datamodule.overlaps[:5]) + (" ..." if len(datamodule.overlaps) > 5 else "")
-        notes.append(
+        notes.insert(
+            0,
             f"{len(datamodule.overlaps)} samples are in two splits (data.allow_overlap=true), so "
-            f"these numbers include images the model trained on: {shown}"
+            f"these numbers include images the model trained on: {shown}",
         )
     notes += [f"Data warning: {message}" for message in warnings]
     return write_report(predictions, out_dir, metrics=model.test_results, notes=notes, **kwargs)

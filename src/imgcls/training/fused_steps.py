@@ -131,7 +131,8 @@ def configure(trainer, model, datamodule, steps: int) -> None:
 
 def grouped_steps(module, images, labels):
     """One optimizer step per batch of the group ``images`` (the data module's
-    :class:`~imgcls.data.augment.StepBatches`, or a tensor of ``module.step_batch_size`` slices);
+    :class:`~imgcls.data.augment.StepBatches`, or a tensor of ``module.step_batch_size`` slices
+    of ``labels``);
     returns each step's logits and losses (the last group of a run may stop early)."""
     trainer = module.trainer
     optimizer = module.optimizers()
@@ -140,12 +141,15 @@ def grouped_steps(module, images, labels):
     # Lightning checks max_steps between its own steps only; global_step counts every step.
     steps_left = math.inf if trainer.max_steps < 0 else trainer.max_steps - module.global_step
     logits_seen, losses = [], []
-    steps = images.split(module.step_batch_size) if isinstance(images, torch.Tensor) else images
-    for step_images, step_labels in zip(steps, labels.split(module.step_batch_size), strict=True):
+    if isinstance(images, torch.Tensor):
+        steps = zip(images.split(module.step_batch_size), labels.split(module.step_batch_size), strict=True)
+    else:  # StepBatches: each step's images and its loss targets (labels, or mixed soft targets)
+        steps = images
+    for step_images, step_targets in steps:
         if len(losses) >= steps_left:
             break
         logits = module(step_images)
-        loss = module.criterion(logits, step_labels)
+        loss = module.criterion(logits, step_targets)
         optimizer.zero_grad(set_to_none=True)
         backward(loss)
         optimizer.step()  # counts global_step; clipping: the module's on_before_optimizer_step
