@@ -9,7 +9,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from imgcls.config import register_resolvers
+from imgcls.config import ConfigError, register_resolvers
 from imgcls.training.resume import resume_arguments
 
 register_resolvers()
@@ -17,7 +17,6 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from imgcls.config import ConfigError
     from imgcls.training.run import train
 
     try:
@@ -30,5 +29,8 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     # resume=<run dir> becomes that run's own overrides, directory and last checkpoint.
-    sys.argv[1:] = resume_arguments(sys.argv[1:])
+    try:
+        sys.argv[1:] = resume_arguments(sys.argv[1:])
+    except ConfigError as error:  # refused before Hydra writes anything into the run
+        sys.exit(f"Config error: {error}")
     main()

@@ -18,7 +18,7 @@ from imgcls.config import ConfigError, check_required, check_values, print_confi
 from imgcls.metrics import split_prefix
 from imgcls.run_record import METRICS_FILE, RESOLVED_FILE, finished_record, write_record
 from imgcls.training.checkpointing import EXIT_SIGINT, SaveOnInterrupt
-from imgcls.training.resume import last_global_step
+from imgcls.training.resume import ResumeOverrides, last_global_step, task_overrides
 from imgcls.training.sweep import FAILED, in_multirun, survives
 
 
@@ -162,7 +162,8 @@ def compose(cfg: DictConfig, extra_callbacks=()):
         )
     history = MetricsHistory(cfg.monitor.metric, cfg.monitor.mode)
     callbacks, configs = build_callbacks(cfg)
-    trainer = build_trainer(cfg, [*callbacks, history, RngState(), EpochLog(), *extra_callbacks])
+    resume = ResumeOverrides(task_overrides())
+    trainer = build_trainer(cfg, [*callbacks, history, RngState(), EpochLog(), resume, *extra_callbacks])
     steps = configure_steps(cfg, trainer, model, datamodule, configs)
     resolved = {
         "precision": str(trainer.precision),
