@@ -280,3 +280,42 @@ def test_a_resume_applies_the_changes_it_accepts_and_the_next_resume_keeps_them(
     config = OmegaConf.load(run_dir / ".hydra" / "resume-2" / "config.yaml")
     assert (config.optimizer.lr, config.trainer.max_epochs, config.model.name) == (0.5, 2, "logreg")
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_20_kill_9_during_checkpoint_saves_lose_nothing_and_resume_exactly(tmp_path):
+    # Each checkpoint holds ~4.4M weights and Adam's two moments (~52 MB): written and fsynced,
+    # a save takes about a second here, so the kills land in saves as often as not.
+    run = ("model=mlp", "model.net.hidden_sizes=[2048,2048]", "trainer.max_epochs=30", "trainer.limit_train_batches=3",
+           "trainer.limit_val_batches=2", "report=false", "logger=csv", "seed=5")  # fmt: skip
+    reference = start_train_py(*run, log_dir=tmp_path / "reference")
+    victim = start_train_py(*run, log_dir=tmp_path / "killed")
+    wait_for(lambda: (tmp_path / "killed").glob("train/runs/*/checkpoints/last.ckpt"), victim)
+    run_dir = only_run_dir(tmp_path / "killed")
+    checkpoints = run_dir / "checkpoints"
+    killed_in_a_save = 0
+    for kill in range(20):
+        if kill:
+            victim = start_train_py(f"resume={run_dir}", log_dir=tmp_path / "killed")
+        try:  # until this process starts writing a checkpoint
+            wait_for(lambda: checkpoints.glob(f".*.{victim.pid}.*.tmp"), victim)  # noqa: B023
+        except AssertionError:
+            assert victim.returncode == 0, victim.log.read_text()[-4000:]
+            break  # it finished: nothing left to kill
+        time.sleep(random.uniform(0.0, 1.0))
+        killed_in_a_save += any(checkpoints.glob(f".*.{victim.pid}.*.tmp"))
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+    assert reference.wait(timeout=600) == 0, reference.log.read_text()[-4000:]
+    assert killed_in_a_save >= 3, f"only {killed_in_a_save} kills landed in a save"
+
+    run_train_py(f"resume={run_dir}", log_dir=tmp_path / "killed")
+
+    assert not [p.name for p in checkpoints.iterdir() if p.name.endswith(".tmp")], "a killed save's file is left"
+    weights, metrics = final_state(run_dir)
+    expected_weights, expected_metrics = final_state(only_run_dir(tmp_path / "reference"))
+    assert weights.keys() == expected_weights.keys()
+    for name, tensor in expected_weights.items():
+        assert torch.equal(weights[name], tensor), name
+    for key in ("best", "test", "best_epoch", "epochs_trained"):
+        assert metrics[key] == expected_metrics[key], key
