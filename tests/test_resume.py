@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 from conftest import REPO, TEST_OVERRIDES, run_train_py
+from omegaconf import OmegaConf
 
 from imgcls.config import ConfigError
 from imgcls.training.checkpointing import EXIT_SIGTERM
@@ -286,7 +286,7 @@ def test_a_resume_applies_the_changes_it_accepts_and_the_next_resume_keeps_them(
 def test_20_kill_9_during_checkpoint_saves_lose_nothing_and_resume_exactly(tmp_path):
     # Each checkpoint holds ~4.4M weights and Adam's two moments (~52 MB): written and fsynced,
     # a save takes about a second here, so the kills land in saves as often as not.
-    run = ("model=mlp", "model.net.hidden_sizes=[2048,2048]", "trainer.max_epochs=30", "trainer.limit_train_batches=3",
+    run = ("data=digits", "model=mlp", "model.net.hidden_sizes=[2048,2048]", "trainer.max_epochs=30", "trainer.limit_train_batches=3",
            "trainer.limit_val_batches=2", "report=false", "logger=csv", "seed=5")  # fmt: skip
     reference = start_train_py(*run, log_dir=tmp_path / "reference")
     victim = start_train_py(*run, log_dir=tmp_path / "killed")
