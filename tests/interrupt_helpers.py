@@ -8,10 +8,11 @@ from lightning.pytorch.callbacks import Callback
 
 
 class SigtermAtBatch(Callback):
-    def __init__(self, epoch: int, batch: int):
+    def __init__(self, epoch: int, batch: int, signal_name: str = "SIGTERM"):
         self.epoch, self.batch = epoch, batch
+        self.signal = signal.Signals[signal_name]  # SIGINT: as Ctrl-C sends
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         # A resumed run continues the epoch after this batch, so the signal comes once.
         if trainer.current_epoch == self.epoch and batch_idx == self.batch:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), self.signal)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import REPO, TEST_OVERRIDES, run_train_py
+from omegaconf import OmegaConf
 
+from imgcls.config import ConfigError
 from imgcls.training.checkpointing import EXIT_SIGTERM
 from imgcls.training.resume import resume_arguments
 
@@ -162,6 +165,44 @@ def test_resume_replays_the_runs_own_overrides_in_its_directory(tmp_path):
         resume_arguments([f"resume={tmp_path / 'nothing'}"])
 
 
+def test_resume_refuses_what_it_cannot_change_naming_it(tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "overrides.yaml").write_text("- model=mlp\n- seed=7\n")
+    changes = ["trainer.max_epochs=9", "optimizer.lr=0.5", "logger=csv", "data.num_workers=2", "seed=7"]
+    resume_arguments([f"resume={run_dir}", *changes])  # applied (seed=7 is the run's own)
+
+    for refused in ("model=cnn", "model.net.hidden=8", "seed=3", "data.batch_size=8", "optimizer=sgd",
+                    "scheduler=cosine", "+callbacks.stop={_target_:x.Y}", "experiment=digits_cnn"):  # fmt: skip
+        with pytest.raises(ConfigError, match=f"cannot change {re.escape(refused)}:"):
+            resume_arguments([f"resume={run_dir}", "trainer.max_epochs=9", refused])
+    assert list((run_dir / ".hydra").iterdir()) == [run_dir / ".hydra" / "overrides.yaml"]
+
+
+def test_a_new_learning_rate_scales_a_restored_warm_up_and_cosine_schedule():
+    from imgcls.training.optimization import build_scheduler, rescale_learning_rates
+
+    schedule = {"factory": {"_target_": "torch.optim.lr_scheduler.CosineAnnealingLR", "_partial_": True,
+                            "T_max": None, "eta_min": 0.0}, "interval": "epoch", "warmup": 2}  # fmt: skip
+
+    def run(lr: float):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+        return optimizer, build_scheduler(schedule, optimizer, 10, "val/acc")["scheduler"]
+
+    def steps(optimizer, scheduler, n):
+        rates = []
+        for _ in range(n):
+            optimizer.step()
+            scheduler.step()
+            rates.append(optimizer.param_groups[0]["lr"])
+        return rates
+
+    restored, expected = run(0.1), run(0.5)
+    steps(*restored, 1), steps(*expected, 1)  # resumed in the warm-up
+    rescale_learning_rates(restored[0], [restored[1]], 5.0)
+    assert steps(*restored, 8) == pytest.approx(steps(*expected, 8), rel=1e-9)
+
+
 @pytest.mark.e2e
 def test_same_seed_gives_identical_metrics(tmp_path):
     from conftest import compose_config
@@ -194,15 +235,87 @@ def test_resume_keeps_the_csv_history_and_a_failed_resume_changes_no_log(tmp_pat
     history = run_dir / "csv" / "metrics.csv"
     before = history.read_bytes()
 
-    failed = run_train_py(f"resume={run_dir}", "model=mlp", log_dir=tmp_path, check=False)
-    assert failed.returncode != 0  # an mlp cannot load a logistic regression's weights
+    # A bad value fails the resume after Hydra wrote its config.
+    failed = run_train_py(f"resume={run_dir}", "data.num_workers=abc", log_dir=tmp_path, check=False)
+    assert failed.returncode != 0
     assert history.read_bytes() == before
 
     overrides = (run_dir / ".hydra" / "overrides.yaml").read_text()
-    assert "model=mlp" not in overrides  # the failed resume's own overrides are kept beside them
-    assert "model=mlp" in (run_dir / ".hydra" / "resume-1" / "overrides.yaml").read_text()
+    assert "num_workers" not in overrides  # the failed resume's own overrides are kept beside them
+    assert "data.num_workers=abc" in (run_dir / ".hydra" / "resume-1" / "overrides.yaml").read_text()
 
     run_train_py(f"resume={run_dir}", "trainer.max_epochs=4", "report=false", log_dir=tmp_path)
     epochs = pd.read_csv(history).dropna(subset=["val/acc"])
     assert epochs["epoch"].tolist() == [0, 1, 2, 3]  # the first two epochs are still there
     assert epochs["step"].is_monotonic_increasing
+
+
+def mark_interrupted(run_dir: Path) -> None:
+    """As if the run had been killed after its last checkpoint."""
+    record = run_dir / "metrics.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "status": "interrupted"}))
+
+
+@pytest.mark.e2e
+def test_a_resume_applies_the_changes_it_accepts_and_the_next_resume_keeps_them(tmp_path):
+    run_train_py("model=logreg", "trainer.max_epochs=1", "report=false", "logger=csv", log_dir=tmp_path)
+    run_dir = only_run_dir(tmp_path)
+    own_overrides = (run_dir / ".hydra" / "overrides.yaml").read_bytes()
+    mark_interrupted(run_dir)
+
+    refused = run_train_py(f"resume={run_dir}", "trainer.max_epochs=2", "model=mlp", "seed=3", log_dir=tmp_path, check=False)
+    assert refused.returncode == 1 and "cannot change model=mlp, seed=3:" in refused.stderr
+    assert not list((run_dir / ".hydra").glob("resume-*")), "refused before anything is written"
+
+    resumed = run_train_py(f"resume={run_dir}", "trainer.max_epochs=2", "optimizer.lr=0.5", log_dir=tmp_path)
+    assert "optimizer.lr 0.001 -> 0.5" in resumed.stdout
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert saved["epoch"] == 1  # trained the second epoch (0-based) ...
+    assert [group["lr"] for group in saved["optimizer_states"][0]["param_groups"]] == [0.5]  # ... at 0.5
+    assert (run_dir / ".hydra" / "overrides.yaml").read_bytes() == own_overrides
+
+    # A plain resume continues with the settings its checkpoint was trained with.
+    mark_interrupted(run_dir)
+    run_train_py(f"resume={run_dir}", log_dir=tmp_path)
+    config = OmegaConf.load(run_dir / ".hydra" / "resume-2" / "config.yaml")
+    assert (config.optimizer.lr, config.trainer.max_epochs, config.model.name) == (0.5, 2, "logreg")
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_20_kill_9_during_checkpoint_saves_lose_nothing_and_resume_exactly(tmp_path):
+    # Each checkpoint holds ~4.4M weights and Adam's two moments (~52 MB): written and fsynced,
+    # a save takes about a second here, so the kills land in saves as often as not.
+    run = ("data=digits", "model=mlp", "model.net.hidden_sizes=[2048,2048]", "trainer.max_epochs=30", "trainer.limit_train_batches=3",
+           "trainer.limit_val_batches=2", "report=false", "logger=csv", "seed=5")  # fmt: skip
+    reference = start_train_py(*run, log_dir=tmp_path / "reference")
+    victim = start_train_py(*run, log_dir=tmp_path / "killed")
+    wait_for(lambda: (tmp_path / "killed").glob("train/runs/*/checkpoints/last.ckpt"), victim)
+    run_dir = only_run_dir(tmp_path / "killed")
+    checkpoints = run_dir / "checkpoints"
+    killed_in_a_save = 0
+    for kill in range(20):
+        if kill:
+            victim = start_train_py(f"resume={run_dir}", log_dir=tmp_path / "killed")
+        try:  # until this process starts writing a checkpoint
+            wait_for(lambda: checkpoints.glob(f".*.{victim.pid}.*.tmp"), victim)  # noqa: B023
+        except AssertionError:
+            assert victim.returncode == 0, victim.log.read_text()[-4000:]
+            break  # it finished: nothing left to kill
+        time.sleep(random.uniform(0.0, 1.0))
+        killed_in_a_save += any(checkpoints.glob(f".*.{victim.pid}.*.tmp"))
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+    assert reference.wait(timeout=600) == 0, reference.log.read_text()[-4000:]
+    assert killed_in_a_save >= 3, f"only {killed_in_a_save} kills landed in a save"
+
+    run_train_py(f"resume={run_dir}", log_dir=tmp_path / "killed")
+
+    assert not [p.name for p in checkpoints.iterdir() if p.name.endswith(".tmp")], "a killed save's file is left"
+    weights, metrics = final_state(run_dir)
+    expected_weights, expected_metrics = final_state(only_run_dir(tmp_path / "reference"))
+    assert weights.keys() == expected_weights.keys()
+    for name, tensor in expected_weights.items():
+        assert torch.equal(weights[name], tensor), name
+    for key in ("best", "test", "best_epoch", "epochs_trained"):
+        assert metrics[key] == expected_metrics[key], key

@@ -45,6 +45,25 @@ def test_grid_sweep_runs_every_job_when_one_raises_system_exit(tmp_path):
     assert result.stderr.count("SystemExit: this job called sys.exit()") >= 2
 
 
+@pytest.mark.parametrize(("signal_name", "exit_code"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_ends_the_whole_sweep_after_the_jobs_checkpoint(tmp_path, signal_name, exit_code):
+    import pandas as pd
+
+    signal_at = f"+callbacks.signal={{_target_:interrupt_helpers.SigtermAtBatch,epoch:0,batch:1,signal_name:{signal_name}}}"
+    result = run_train_py(
+        "-m", *TINY, "seed=1,2,3", signal_at, log_dir=tmp_path, check=False,
+        env={"PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])},
+    )  # fmt: skip
+    assert result.returncode == exit_code, result.stderr[-3000:]
+    sweep_dir, jobs = sweep_jobs(tmp_path)
+    assert [record["status"] for record in jobs.values()] == ["interrupted"], "no job starts after the signal"
+    (job,) = jobs
+    assert (sweep_dir / job / "checkpoints" / "last.ckpt").is_file()
+    summary = pd.read_csv(sweep_dir / "sweep_summary.csv", dtype=str)
+    assert summary[["seed", "status"]].values.tolist() == [["1", "interrupted"], ["2", "not run"], ["3", "not run"]]
+    assert "2 jobs did not run" in (sweep_dir / "sweep_summary.md").read_text()
+
+
 def test_optuna_search_records_a_diverged_trial_as_failed_and_goes_on(tmp_path):
     result = run_train_py(
         "-m",

@@ -5,7 +5,8 @@ a file), read by resume, the sweep's end-of-run table and the sweep summary. Lig
 purpose: reading records imports neither torch nor Lightning.
 
 Statuses: ``ok``, ``failed`` and ``interrupted`` are written by the run; a reader reports
-``missing`` (no file: the job died, or is still running) and ``unreadable``.
+``missing`` (no file: the job died, or is still running) and ``unreadable``; a sweep summary
+lists a planned job that never started as ``not run``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ RESOLVED_FILE = "resolved.yaml"
 OK = "ok"
 MISSING = "missing"
 UNREADABLE = "unreadable"
+NOT_RUN = "not run"
 # A sweep's job directories are those Hydra saved a config in.
 JOB_CONFIG = Path(".hydra") / "config.yaml"
 

@@ -23,6 +23,7 @@ def main(cfg: DictConfig) -> float | None:
 def run() -> None:
     from imgcls.training.resume import resume_arguments
 
-    # resume=<run dir> becomes that run's own overrides, directory and last checkpoint.
-    sys.argv[1:] = resume_arguments(sys.argv[1:])
+    # resume=<run dir> becomes that run's own overrides, directory and last checkpoint;
+    # what a resume cannot change is refused before Hydra writes anything into the run.
+    sys.argv[1:] = exit_on_user_error(resume_arguments)(sys.argv[1:])
     main()

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import argparse
+import itertools
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +18,14 @@ from omegaconf import OmegaConf
 from imgcls.reports.curves import CSV_METRICS, epoch_metrics
 from imgcls.reports.figures import plt
 from imgcls.reports.tables import to_markdown
-from imgcls.run_record import OK, read_record, sweep_jobs
+from imgcls.run_record import NOT_RUN, OK, read_record, sweep_jobs
 
 SUMMARY_NAME = "sweep_summary"
 
 OVERRIDES = Path(".hydra") / "overrides.yaml"
 CONFIG = Path(".hydra") / "config.yaml"
+# What Hydra's basic sweeper saves at the start of a grid sweep: its arguments, so its jobs.
+MULTIRUN_CONFIG = "multirun.yaml"
 
 
 def job_dirs(sweep_dir: str | Path) -> list[Path]:
@@ -33,17 +37,19 @@ def summarize_sweep(sweep_dir: str | Path) -> pd.DataFrame:
     """A row per job: the overrides that vary, status, the monitored best value and epoch,
     test metrics of the best checkpoint, parameters, wall time and checkpoint.
 
-    Sorted best first (by the monitored metric and its mode); failed and unfinished jobs last.
+    Sorted best first (by the monitored metric and its mode); failed and unfinished jobs last,
+    then the jobs of a grid that did not run (the sweep was stopped), as ``not run``.
     """
     jobs = job_dirs(sweep_dir)
     if not jobs:
         raise FileNotFoundError(f"{sweep_dir}: no job directories (none has {OVERRIDES})")
     records = [read_record(job) for job in jobs]
     overrides = [_overrides(job) for job in jobs]
+    not_run = unstarted_jobs(sweep_dir, [_override_list(job) for job in jobs])
     varying = [
         key
-        for key in dict.fromkeys(k for o in overrides for k in o)
-        if len({o.get(key) for o in overrides}) > 1
+        for key in dict.fromkeys(k for o in [*overrides, *not_run] for k in o)
+        if len({o.get(key) for o in [*overrides, *not_run]}) > 1
     ]
     monitor, mode = _monitor(jobs)
     rows = []
@@ -64,7 +70,9 @@ def summarize_sweep(sweep_dir: str | Path) -> pd.DataFrame:
                 "best_checkpoint": record.get("best_checkpoint") or "",
             }
         )
-    table = pd.DataFrame(rows)
+    for override in not_run:
+        rows.append({"job": "", **{key: override.get(key) for key in varying}, "status": NOT_RUN, monitor: np.nan})
+    table = pd.DataFrame(rows).fillna({"error": "", "best_checkpoint": ""})
     for column in ("best_epoch", "params_trainable", "params_total"):
         table[column] = table[column].astype("Int64")
     ok = table["status"] == OK
@@ -85,12 +93,15 @@ def write_sweep_summary(sweep_dir: str | Path) -> dict[str, Path]:
     monitor = table.attrs["monitor"]
     paths = {"csv": sweep_dir / f"{SUMMARY_NAME}.csv", "markdown": sweep_dir / f"{SUMMARY_NAME}.md"}
     table.to_csv(paths["csv"], index=False)
-    failed = table[table["status"] != OK]
+    failed = table[~table["status"].isin([OK, NOT_RUN])]
+    not_run = table[table["status"] == NOT_RUN]
     lines = [
         f"# Sweep summary: {sweep_dir.name}",
         "",
-        f"{len(table)} jobs, {len(failed)} not ok; sorted by best `{monitor}` ({table.attrs['mode']}), winner ★.",
+        f"{len(table) - len(not_run)} jobs, {len(failed)} not ok; sorted by best `{monitor}` "
+        f"({table.attrs['mode']}), winner ★.",
         "",
+        *([f"**{len(not_run)} jobs did not run** (the sweep was stopped): the `{NOT_RUN}` rows.", ""] if len(not_run) else []),
         to_markdown(table),
         "",
     ]
@@ -167,8 +178,44 @@ def plot_val_curves(sweep_dir: str | Path, monitor: str, labels: dict[str, str] 
     return fig
 
 
+def unstarted_jobs(sweep_dir: str | Path, started: list[list[str]]) -> list[dict[str, str]]:
+    """The overrides of each job of a grid sweep that has no directory, in job order.
+
+    The grid is expanded from ``multirun.yaml`` as Hydra's basic sweeper does (the cartesian
+    product of the arguments, in their order); other sweepers save no such plan: none.
+    """
+    path = Path(sweep_dir) / MULTIRUN_CONFIG
+    try:
+        hydra = OmegaConf.load(path).hydra
+        if not str(hydra.sweeper._target_).endswith(".BasicSweeper"):
+            return []
+        params = hydra.sweeper.get("params") or {}
+        arguments = [f"{key}={value}" for key, value in params.items()] + list(hydra.overrides.task)
+    except Exception:  # noqa: BLE001 - no plan (missing, another sweeper, not a config)
+        return []
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    choices = {}
+    for override in OverridesParser.create().parse_overrides(arguments):
+        key = override.get_key_element()
+        values = override.sweep_string_iterator() if override.is_sweep_override() else [override.get_value_element_as_str()]
+        choices[key] = [f"{key}={value}" for value in values]
+    left = Counter(tuple(sorted(job)) for job in started)
+    planned = []
+    for job in itertools.product(*choices.values()):
+        if left[tuple(sorted(job))]:
+            left[tuple(sorted(job))] -= 1
+        else:
+            planned.append(dict(item.split("=", 1) for item in job))
+    return planned
+
+
+def _override_list(job: Path) -> list[str]:
+    return [str(item) for item in OmegaConf.to_container(OmegaConf.load(job / OVERRIDES))]
+
+
 def _overrides(job: Path) -> dict[str, str]:
-    items = OmegaConf.to_container(OmegaConf.load(job / OVERRIDES))
+    items = _override_list(job)
     return dict(item.split("=", 1) if "=" in item else (item, "") for item in items)
 
 

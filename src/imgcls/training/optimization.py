@@ -54,3 +54,34 @@ def build_scheduler(
     if isinstance(scheduler, ReduceLROnPlateau):
         result["monitor"] = monitor
     return result
+
+
+def rescale_learning_rates(optimizer: torch.optim.Optimizer, schedulers: Iterable, factor: float) -> None:
+    """Multiply every learning rate an optimizer and its schedules hold by ``factor``.
+
+    What ``optimizer.lr=<new>`` means for a run that already has a restored optimizer and
+    schedule: the whole learning-rate curve scaled by new / old from where it is, each
+    parameter group keeping its own ratio (e.g. a backbone's ``backbone_lr_mult``).
+    """
+    for group in optimizer.param_groups:
+        for key in ("lr", "initial_lr", "max_lr", "min_lr"):  # the last two: one-cycle's
+            if key in group:
+                group[key] *= factor
+    for scheduler in schedulers:
+        # Through the schedule's own state dict: a sequence (warm-up, then the schedule)
+        # keeps its inner schedules' base rates there.
+        state = scheduler.state_dict()
+        _scale_rates(state, factor)
+        scheduler.load_state_dict(state)
+
+
+def _scale_rates(state: dict, factor: float) -> None:
+    for key, value in state.items():
+        if key in ("base_lrs", "_last_lr") and isinstance(value, list):
+            state[key] = [rate * factor for rate in value]
+        elif isinstance(value, dict):
+            _scale_rates(value, factor)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict):
+                    _scale_rates(item, factor)

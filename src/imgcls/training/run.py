@@ -18,8 +18,8 @@ from imgcls.config import ConfigError, check_required, check_values, print_confi
 from imgcls.metrics import split_prefix
 from imgcls.run_record import METRICS_FILE, RESOLVED_FILE, finished_record, write_record
 from imgcls.training.checkpointing import EXIT_SIGINT, SaveOnInterrupt
-from imgcls.training.resume import last_global_step
-from imgcls.training.sweep import FAILED, in_multirun, survives
+from imgcls.training.resume import ResumeOverrides, last_global_step, task_overrides
+from imgcls.training.sweep import FAILED, end_interrupted_sweep, in_multirun, in_process_sweep, survives
 
 
 def train(cfg: DictConfig, extra_callbacks=()) -> float | None:
@@ -28,7 +28,7 @@ def train(cfg: DictConfig, extra_callbacks=()) -> float | None:
     ``extra_callbacks`` join the configured ones. Returns the best value of the monitored
     metric (what a sweeper optimizes); in a sweep, a failed run returns ``FAILED`` (None,
     which Optuna records as a failed trial) so that the sweep goes on. SIGTERM and Ctrl-C
-    save a checkpoint and exit with 143 and 130.
+    save a checkpoint and exit with 143 and 130, ending a sweep run in this process too.
     """
     check_required(cfg)
     if cfg.get("print_config", True):
@@ -51,6 +51,8 @@ def train(cfg: DictConfig, extra_callbacks=()) -> float | None:
             "wall_time_s": round(time.time() - started, 2),
         }
         write_record(run_dir, failure, rank_zero=_is_rank_zero())
+        if interrupt.exit_code and in_process_sweep():
+            end_interrupted_sweep(interrupt.exit_code)  # the signal was for the whole sweep
         if survives(error) and interrupt.exit_code != EXIT_SIGINT:
             console.warn(f"Sweep job failed, the sweep goes on: {run_dir}\n{failure['traceback']}")
             return FAILED
@@ -183,7 +185,10 @@ def compose(cfg: DictConfig, extra_callbacks=()):
         )
     history = MetricsHistory(cfg.monitor.metric, cfg.monitor.mode)
     callbacks, configs = build_callbacks(cfg)
-    trainer = build_trainer(cfg, [*callbacks, history, RngState(), EpochLog(cfg.monitor.metric), *extra_callbacks])
+    resume = ResumeOverrides(task_overrides())
+    trainer = build_trainer(
+        cfg, [*callbacks, history, RngState(), EpochLog(cfg.monitor.metric), resume, *extra_callbacks]
+    )
     steps = configure_steps(cfg, trainer, model, datamodule, configs)
     resolved = {
         "precision": str(trainer.precision),

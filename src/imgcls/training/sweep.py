@@ -6,6 +6,11 @@ Optuna records the trial as failed. (Not NaN: with optuna 2.10, ``Study.tell`` r
 and hydra-optuna-sweeper 1.3's error path then tells the values again, which ends the sweep.)
 :class:`SweepSummary` then summarises every job and makes the sweep exit non-zero when any
 failed.
+
+SIGTERM and Ctrl-C stop the whole sweep instead: once the current job has saved its
+checkpoint, :func:`end_interrupted_sweep` writes the summary (which lists the jobs that did
+not run) and exits with 143 / 130. That is for sweeps whose jobs run in this process (Hydra's
+basic launcher); on SLURM each job is its own process, stopped on its own.
 """
 
 from __future__ import annotations
@@ -28,6 +33,11 @@ FAILED = None
 
 def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def in_process_sweep() -> bool:
+    """A multirun whose jobs run one after another in this process (Hydra's basic launcher)."""
+    return in_multirun() and str(HydraConfig.get().launcher.get("_target_", "")).endswith(".BasicLauncher")
 
 
 def survives(error: BaseException) -> bool:
@@ -62,27 +72,48 @@ class SweepSummary(Callback):
     """Hydra callback (conf/hydra/default.yaml): summarises a multirun when it ends."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        records = sweep_records(sweep_dir)
-        print_job_table(records)
-        try:
-            from imgcls.reports.sweep_summary import write_sweep_summary
-        except ImportError:
-            pass
-        else:
-            # Hydra turns a callback's exception into a warning: a summary that cannot be
-            # written must not also hide the failed jobs (and the exit code) below.
-            try:
-                paths = write_sweep_summary(sweep_dir)
-                print(f"Sweep summary: {paths.get('markdown')}")
-            except Exception as error:
-                print(f"Could not write the sweep summary: {type(error).__name__}: {error}", file=sys.stderr)
+        records = summarize(Path(config.hydra.sweep.dir))
         failures = [(job_dir, record) for job_dir, record in records if record.get("status") != OK]
         if failures:
             lines = "\n".join(
                 f"  {job_dir}: {record.get('error', record.get('status'))}" for job_dir, record in failures
             )
             sys.exit(f"{len(failures)} of {len(records)} sweep jobs failed:\n{lines}")
+
+
+def end_interrupted_sweep(exit_code: int) -> None:
+    """Stop the sweep after the job a signal interrupted: summary, then exit ``exit_code``.
+
+    The ``SystemExit`` ends Hydra's job loop, so no later job starts (a scheduler's grace
+    period after SIGTERM is short) and Hydra's own end-of-sweep callbacks do not run.
+    """
+    from imgcls.training.checkpointing import EXIT_SIGTERM
+
+    summarize(Path(HydraConfig.get().sweep.dir))
+    print(
+        f"Sweep stopped by {'SIGTERM' if exit_code == EXIT_SIGTERM else 'Ctrl-C'} after the current job saved "
+        "its checkpoint; the summary lists the jobs that did not run.",
+        file=sys.stderr,
+    )
+    raise SystemExit(exit_code)
+
+
+def summarize(sweep_dir: Path) -> list[tuple[Path, dict]]:
+    """Print the job table and write the sweep summary; returns the job records."""
+    records = sweep_records(sweep_dir)
+    print_job_table(records)
+    try:
+        from imgcls.reports.sweep_summary import write_sweep_summary
+    except ImportError:
+        return records
+    # Hydra turns a callback's exception into a warning: a summary that cannot be written
+    # must not also hide the failed jobs (and the exit code).
+    try:
+        paths = write_sweep_summary(sweep_dir)
+        print(f"Sweep summary: {paths.get('markdown')}")
+    except Exception as error:
+        print(f"Could not write the sweep summary: {type(error).__name__}: {error}", file=sys.stderr)
+    return records
 
 
 def print_job_table(records: list[tuple[Path, dict]]) -> None:
