@@ -147,7 +147,9 @@ class ResumeOverrides(Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         restored, self._restored = self._restored, None
-        if not restored:
+        # Only a fit that resumed from a checkpoint; not one that follows the Tuner's own
+        # restore of its temporary checkpoint (lr_find=apply).
+        if not restored or not trainer.ckpt_path:
             return
         from imgcls.training.optimization import rescale_learning_rates
 
