@@ -55,6 +55,7 @@ SPLIT_FILES = [
     "reliability_diagram.png",
     "confidence_histogram.png",
     "error_gallery.png",
+    "grad_cam.png",
 ]
 
 
@@ -84,7 +85,7 @@ def test_report_figures_are_in_tensorboard(run_dir):
 
     events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0}).Reload()
     tags = set(events.Tags()["images"])
-    for name in ("confusion_matrix", "confusion_matrix_normalized", "reliability_diagram", "error_gallery"):
+    for name in ("confusion_matrix", "confusion_matrix_normalized", "reliability_diagram", "error_gallery", "grad_cam"):
         assert f"report/test/{name}" in tags
     assert "report/training_curves" in tags
 

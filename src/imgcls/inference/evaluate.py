@@ -45,6 +45,9 @@ def evaluate(cfg: DictConfig) -> Path:
     datamodule = instantiate(data_cfg, **overrides)
     datamodule.prepare_data()
     datamodule.setup("test")
+    from imgcls.models.grad_cam import check_layer_name
+
+    check_layer_name(model, OmegaConf.select(cfg, "cam.target_layer"))
     if datamodule.class_names != model.class_names:
         raise ConfigError(
             f"the data's classes {datamodule.class_names[:10]}... differ from the checkpoint's "
@@ -76,6 +79,7 @@ def evaluate(cfg: DictConfig) -> Path:
             tensorboard=tensorboard,
             gallery_size=cfg.gallery_size,
             confused_pairs_top=cfg.confused_pairs,
+            cam=cfg.get("cam"),
             title=f"Evaluation of {ckpt.name} ({precision})",
             **kwargs,
         )

@@ -26,7 +26,8 @@ STATE_DICT_SUFFIXES = (".pth", ".pt")
 
 @dataclass
 class InferenceModel:
-    """``preprocess(path)`` decodes a file into the float ``[C, H, W]`` tensor that ``net`` takes."""
+    """``preprocess(path)`` decodes a file into the float ``[C, H, W]`` tensor that ``net`` takes;
+    ``normalization`` is the ``(mean, std)`` it applied, None when its output is the image in [0, 1]."""
 
     name: str
     net: nn.Module
@@ -34,6 +35,14 @@ class InferenceModel:
     preprocess: Callable[[str | Path], torch.Tensor]
     input_shape: tuple[int, int, int]
     weights_file: Path | None
+    normalization: tuple[list[float], list[float]] | None = None
+
+    def pixels(self, batch: torch.Tensor) -> torch.Tensor:
+        """The uint8 images that preprocessed ``batch`` shows (normalization undone)."""
+        if self.normalization is not None:
+            mean, std = (torch.tensor(v, dtype=batch.dtype).view(1, -1, 1, 1) for v in self.normalization)
+            batch = batch * std + mean
+        return batch.clamp(0, 1).mul(255).round().to(torch.uint8)
 
     @torch.no_grad()
     def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
@@ -117,4 +126,5 @@ def _imagenet_model(name: str, net: nn.Module, weights, file: Path) -> Inference
         preprocess=preprocess,
         input_shape=(3, crop, crop),
         weights_file=file,
+        normalization=(list(transform.mean), list(transform.std)),
     )

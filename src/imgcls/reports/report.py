@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +63,7 @@ def write_report(
     confused_pairs_top: int = 20,
     title: str = "Evaluation report",
     notes: Sequence[str] = (),
+    split_sections: Sequence[Callable[[Predictions, ReportWriter], list[str]]] = (),
 ) -> Path:
     """Write tables, figures, ``evaluation.json`` and ``report.md`` into ``out_dir``; return report.md.
 
@@ -71,7 +72,8 @@ def write_report(
     way (:func:`imgcls.metrics.split_metrics`).
 
     ``run_dir`` (a training run's directory) adds its training curves; ``tensorboard`` (a
-    ``SummaryWriter``) receives every figure under ``report/...`` too.
+    ``SummaryWriter``) receives every figure under ``report/...`` too. ``split_sections`` add
+    parts to each test set's section: each gets its predictions and the writer, returns markdown lines.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -93,6 +95,9 @@ def write_report(
         split_numbers, section = _split_section(split, headline, writer, gallery_size, confused_pairs_top)
         all_metrics[split.split] = split_numbers
         lines += section
+        if len(split.labels):
+            for extra in split_sections:
+                lines += extra(split, writer)
     (out_dir / EVALUATION_FILE).write_text(json.dumps(all_metrics, indent=2))
     report = out_dir / REPORT_FILE
     report.write_text("\n".join(lines))
@@ -190,10 +195,26 @@ def with_images(predictions: Predictions, datamodule) -> Predictions:
     return predictions
 
 
-def write_evaluation_report(model, datamodule, out_dir: str | Path, **kwargs) -> Path:
+def write_evaluation_report(
+    model, datamodule, out_dir: str | Path, cam: Mapping | None = None, **kwargs
+) -> Path:
     """The report of ``model``'s last test pass (``trainer.test``) over ``datamodule``'s test
-    sets: the same predictions and metrics the test pass logged."""
+    sets: the same predictions and metrics the test pass logged. ``cam`` (the ``cam`` config:
+    ``mistakes``, ``correct``, ``target_layer``) adds Grad-CAM overlays."""
     predictions = [with_images(p, datamodule) for p in model.test_predictions.values()]
+    if cam and (cam.get("mistakes") or cam.get("correct")):
+        from functools import partial
+
+        from imgcls.reports.cam_gallery import cam_section
+
+        explain = partial(
+            cam_section,
+            model,
+            mistakes=int(cam.get("mistakes") or 0),
+            correct=int(cam.get("correct") or 0),
+            target_layer=cam.get("target_layer"),
+        )
+        kwargs["split_sections"] = [*kwargs.get("split_sections", ()), explain]
     kwargs.setdefault("ordinal", bool(getattr(datamodule, "ordinal", False)))
     if datamodule.overlaps:  # accepted with data.allow_overlap=true
         shown = "; ".join(datamodule.overlaps[:5]) + (" ..." if len(datamodule.overlaps) > 5 else "")
@@ -204,7 +225,9 @@ def write_evaluation_report(model, datamodule, out_dir: str | Path, **kwargs) ->
     return write_report(predictions, out_dir, metrics=model.test_results, **kwargs)
 
 
-def write_run_report(model, datamodule, run_dir: Path, loggers=(), global_step: int = 0) -> str | None:
+def write_run_report(
+    model, datamodule, run_dir: Path, loggers=(), global_step: int = 0, cam: Mapping | None = None
+) -> str | None:
     """The report a training run writes at its end, into ``<run_dir>/report``, figures to TensorBoard too.
 
     A failing report warns instead of raising: the run's training and checkpoints are
@@ -224,6 +247,7 @@ def write_run_report(model, datamodule, run_dir: Path, loggers=(), global_step: 
             run_dir=run_dir,
             tensorboard=tensorboard,
             global_step=global_step,
+            cam=cam,
         )
     except Exception:  # noqa: BLE001 - reported, and the run's results stay valid
         logging.getLogger(__name__).warning("the evaluation report failed:\n%s", traceback.format_exc())

@@ -182,6 +182,10 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
     from imgcls.reports.tensorboard import log_final_hparams
 
     datamodule, model, trainer, history, resolved = compose(cfg, extra_callbacks)
+    if cfg.get("report", False):  # a Grad-CAM layer name that the model lacks fails now, not after training
+        from imgcls.models.grad_cam import check_layer_name
+
+        check_layer_name(model, OmegaConf.select(cfg, "cam.target_layer"))
     if resolved["fused_steps"] > 1:
         # Lightning compares its own (grouped) batch count with log_every_n_steps; the step
         # losses are logged per optimizer step (models/classifier.py), so the warning is moot.
@@ -208,7 +212,9 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
     if cfg.get("report", False) and cfg.test and trainer.is_global_zero:
         from imgcls.reports.report import write_run_report
 
-        report = write_run_report(model, datamodule, run_dir, trainer.loggers, trainer.global_step)
+        report = write_run_report(
+            model, datamodule, run_dir, trainer.loggers, trainer.global_step, cam=cfg.get("cam")
+        )
 
     best = history.best() or {}
     summary = {
