@@ -52,6 +52,7 @@ SPLIT_FILES = [
     "confusion_matrix_normalized.png",
     "confused_pairs.csv",
     "confused_pairs.md",
+    "confused_pairs.png",
     "reliability_diagram.png",
     "confidence_histogram.png",
     "error_gallery.png",

@@ -80,6 +80,8 @@ def evaluate(cfg: DictConfig) -> Path:
             gallery_size=cfg.gallery_size,
             confused_pairs_top=cfg.confused_pairs,
             cam=cfg.get("cam"),
+            confusion_classes=cfg.confusion_classes,
+            confused_pair_examples=cfg.confused_pair_examples,
             title=f"Evaluation of {ckpt.name} ({precision})",
             **kwargs,
         )

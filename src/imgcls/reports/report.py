@@ -13,7 +13,13 @@ from sklearn.metrics import confusion_matrix
 from imgcls.metrics import Predictions, split_metrics
 from imgcls.reports.calibration import calibration_bins, plot_confidence_histogram, plot_reliability_diagram
 from imgcls.reports.classification_report import averages_table, per_class_table
-from imgcls.reports.confusion_matrix import confused_pairs, plot_confusion_matrix
+from imgcls.reports.confusion_matrix import (
+    MAX_ANNOTATED_CLASSES,
+    confused_pair_indices,
+    confused_pairs,
+    plot_confused_pair_examples,
+    plot_confusion_matrix,
+)
 from imgcls.reports.curves import CSV_METRICS, epoch_metrics, plot_training_curves
 from imgcls.reports.error_gallery import plot_error_gallery
 from imgcls.reports.figures import plt
@@ -61,6 +67,8 @@ def write_report(
     global_step: int = 0,
     gallery_size: int = 16,
     confused_pairs_top: int = 20,
+    confusion_classes: int = MAX_ANNOTATED_CLASSES,
+    confused_pair_examples: int = 8,
     title: str = "Evaluation report",
     notes: Sequence[str] = (),
     split_sections: Sequence[Callable[[Predictions, ReportWriter], list[str]]] = (),
@@ -70,6 +78,9 @@ def write_report(
     ``metrics`` are each split's headline numbers as the test pass computed them (what
     ``metrics.json`` records); without them they are computed from ``predictions`` the same
     way (:func:`imgcls.metrics.split_metrics`).
+
+    Above ``confusion_classes`` classes the confusion-matrix figures show the most confused
+    classes only (the CSV has all); ``confused_pair_examples`` pairs are shown with images.
 
     ``run_dir`` (a training run's directory) adds its training curves; ``tensorboard`` (a
     ``SummaryWriter``) receives every figure under ``report/...`` too. ``split_sections`` add
@@ -92,7 +103,9 @@ def write_report(
     all_metrics = {}
     for split in predictions:
         headline = (metrics or {}).get(split.split) or split_metrics(split, ordinal)
-        split_numbers, section = _split_section(split, headline, writer, gallery_size, confused_pairs_top)
+        split_numbers, section = _split_section(
+            split, headline, writer, gallery_size, confused_pairs_top, (confusion_classes, confused_pair_examples)
+        )
         all_metrics[split.split] = split_numbers
         lines += section
         if len(split.labels):
@@ -108,7 +121,7 @@ def write_report(
 
 
 def _split_section(
-    predictions: Predictions, headline: dict, writer: ReportWriter, gallery_size: int, top_pairs: int
+    predictions: Predictions, headline: dict, writer: ReportWriter, gallery_size: int, top_pairs: int, confusion
 ) -> tuple[dict, list[str]]:
     name, names = predictions.split, predictions.class_names
     samples = len(predictions.labels)
@@ -136,13 +149,18 @@ def _split_section(
 
     matrix = confusion_matrix(predictions.labels, predictions.predicted, labels=range(len(names)))
     _write_matrix_csv(matrix, names, writer.out_dir / f"{name}/confusion_matrix.csv")
+    shown_classes, pair_examples = confusion
     raw = writer.figure(
-        plot_confusion_matrix(matrix, names, title=f"Confusion matrix: {name}"),
+        plot_confusion_matrix(matrix, names, title=f"Confusion matrix: {name}", max_classes=shown_classes),
         f"{name}/confusion_matrix.png",
     )
     normalized = writer.figure(
         plot_confusion_matrix(
-            matrix, names, normalize=True, title=f"Confusion matrix (row-normalized): {name}"
+            matrix,
+            names,
+            normalize=True,
+            title=f"Confusion matrix (row-normalized): {name}",
+            max_classes=shown_classes,
         ),
         f"{name}/confusion_matrix_normalized.png",
     )
@@ -155,6 +173,14 @@ def _split_section(
         "",
     ]
     lines += [f"### Most confused pairs (top {top_pairs})", "", _read_md(writer, pairs), ""]
+    if pair_examples:
+        examples = writer.figure(
+            plot_confused_pair_examples(
+                predictions, confused_pair_indices(matrix, pair_examples), title=f"Most confused pairs: {name}"
+            ),
+            f"{name}/confused_pairs.png",
+        )
+        lines += [f"![confused pairs: true class, misread image, class read as]({examples})", ""]
 
     reliability = writer.figure(
         plot_reliability_diagram(bins, title=f"Reliability: {name}"), f"{name}/reliability_diagram.png"
@@ -226,7 +252,7 @@ def write_evaluation_report(
 
 
 def write_run_report(
-    model, datamodule, run_dir: Path, loggers=(), global_step: int = 0, cam: Mapping | None = None
+    model, datamodule, run_dir: Path, loggers=(), global_step: int = 0, cam: Mapping | None = None, **options
 ) -> str | None:
     """The report a training run writes at its end, into ``<run_dir>/report``, figures to TensorBoard too.
 
@@ -248,6 +274,7 @@ def write_run_report(
             tensorboard=tensorboard,
             global_step=global_step,
             cam=cam,
+            **options,
         )
     except Exception:  # noqa: BLE001 - reported, and the run's results stay valid
         logging.getLogger(__name__).warning("the evaluation report failed:\n%s", traceback.format_exc())

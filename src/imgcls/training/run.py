@@ -213,7 +213,13 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
         from imgcls.reports.report import write_run_report
 
         report = write_run_report(
-            model, datamodule, run_dir, trainer.loggers, trainer.global_step, cam=cfg.get("cam")
+            model,
+            datamodule,
+            run_dir,
+            trainer.loggers,
+            trainer.global_step,
+            cam=cfg.get("cam"),
+            **{key: cfg[key] for key in ("confusion_classes", "confused_pair_examples") if key in cfg},
         )
 
     best = history.best() or {}
