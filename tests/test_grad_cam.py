@@ -161,3 +161,12 @@ def test_a_layer_name_the_model_lacks_fails_before_training(tmp_path):
     with pytest.raises(ConfigError, match=r"cam.target_layer='net.features.99'.*net.features.6"):
         train(cfg)
     assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_cam_counts_are_checked_before_anything_loads(tmp_path):
+    from conftest import compose_config
+
+    from imgcls.config import check_values
+
+    with pytest.raises(ConfigError, match=r"cam.mistakes=-1 must be >= 0"):
+        check_values(compose_config("cam.mistakes=-1", output_dir=tmp_path))

@@ -104,7 +104,13 @@ def write_report(
     for split in predictions:
         headline = (metrics or {}).get(split.split) or split_metrics(split, ordinal)
         split_numbers, section = _split_section(
-            split, headline, writer, gallery_size, confused_pairs_top, (confusion_classes, confused_pair_examples)
+            split,
+            headline,
+            writer,
+            gallery_size,
+            confused_pairs_top,
+            shown_classes=confusion_classes,
+            pair_examples=confused_pair_examples,
         )
         all_metrics[split.split] = split_numbers
         lines += section
@@ -121,7 +127,14 @@ def write_report(
 
 
 def _split_section(
-    predictions: Predictions, headline: dict, writer: ReportWriter, gallery_size: int, top_pairs: int, confusion
+    predictions: Predictions,
+    headline: dict,
+    writer: ReportWriter,
+    gallery_size: int,
+    top_pairs: int,
+    *,
+    shown_classes: int,
+    pair_examples: int,
 ) -> tuple[dict, list[str]]:
     name, names = predictions.split, predictions.class_names
     samples = len(predictions.labels)
@@ -149,7 +162,6 @@ def _split_section(
 
     matrix = confusion_matrix(predictions.labels, predictions.predicted, labels=range(len(names)))
     _write_matrix_csv(matrix, names, writer.out_dir / f"{name}/confusion_matrix.csv")
-    shown_classes, pair_examples = confusion
     raw = writer.figure(
         plot_confusion_matrix(matrix, names, title=f"Confusion matrix: {name}", max_classes=shown_classes),
         f"{name}/confusion_matrix.png",
