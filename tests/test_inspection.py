@@ -201,6 +201,9 @@ def test_digits_report_and_tensorboard(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["imbalance_ratio"] == pytest.approx(train.max() / train.min())
     assert summary["described_from"] == "arrays in memory" and summary["problems"] == {}
+    # 8x8 digits are too small for perceptual hashes: not searched, and the report says why
+    assert summary["near_duplicates"] is None and not (run_dir / "near_duplicates.csv").exists()
+    assert "under inspect.near_duplicate_min_side=16" in (run_dir / "report.md").read_text()
     sizes = pd.read_csv(run_dir / "image_sizes.csv", index_col="split")
     assert set(sizes["height_max"]) == {8} and set(sizes["width_min"]) == {8}
 
@@ -264,3 +267,37 @@ def test_a_folder_with_bad_files_reports_them_and_describes_the_good_ones(tmp_pa
     assert (run_dir / "samples.png").exists()
     assert pd.read_csv(run_dir / "class_counts.csv", index_col="class")["total"].to_dict() == {"cat": 4, "coffee": 4}
     assert "`bad_files.csv`" in (run_dir / "report.md").read_text()
+
+
+def test_near_duplicates_across_splits_are_found_and_distinct_images_are_not(tmp_path, photos):
+    from PIL import ImageEnhance
+    from skimage import data
+
+    # A training photo, enlarged, 10% brighter and saved again as a low-quality JPEG, in test.
+    edited = Image.open(photos / "cat_a.jpg").resize((90, 60))
+    ImageEnhance.Brightness(edited).enhance(1.1).save(tmp_path / "cat_edited.jpg", quality=60)
+    Image.fromarray(data.astronaut()).resize((64, 64)).save(tmp_path / "astronaut.png")
+    Image.fromarray(data.camera()).resize((64, 64)).save(tmp_path / "camera.png")
+    rows = [
+        (photos / "cat_a.jpg", "cat", "train"),
+        (photos / "cat_b.png", "cat", "train"),  # cat_a in gray, smaller: near the edited copy too
+        (photos / "coffee_a.jpg", "coffee", "train"),
+        (photos / "coffee_c.jpg", "coffee", "val"),
+        (tmp_path / "astronaut.png", "cat", "val"),
+        (tmp_path / "cat_edited.jpg", "cat", "test"),
+        (photos / "cat_c.jpg", "cat", "test"),  # another framing of the same cat: a different image
+        (tmp_path / "camera.png", "coffee", "test"),
+    ]
+    data_cfg = {**csv_dataset(tmp_path, rows), "size": 64}
+    run_dir = inspect_dataset(inspect_config(tmp_path, data=data_cfg))
+    near = pd.read_csv(run_dir / "near_duplicates.csv")
+    found = [(a, Path(x).name, b, Path(y).name, j) for a, x, _, b, y, j, _ in near.itertuples(index=False)]
+    assert found == [
+        ("train", "cat_a.jpg", "test", "cat_edited.jpg", 0),
+        ("train", "cat_b.png", "test", "cat_edited.jpg", 0),
+    ]
+    assert (near["distance"] <= 6).all()
+    assert json.loads((run_dir / "summary.json").read_text())["near_duplicates"] == 2
+    assert "](near_duplicates.png)" in (run_dir / "report.md").read_text()
+    assert (run_dir / "near_duplicates.png").stat().st_size
+    assert pd.read_csv(run_dir / "problems.csv").empty  # no exact copy: other bytes, other pixels

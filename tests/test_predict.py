@@ -72,7 +72,9 @@ def test_checkpoint_predictions_from_a_csv_match_the_model(tmp_path_factory, tmp
     output = tmp_path / "out.csv"
 
     run_predict(
-        predict_config(f"ckpt_path='{ckpt}'", f"input={tmp_path / 'list.csv'}", f"output={output}", "topk=3")
+        predict_config(
+            f"ckpt_path='{ckpt}'", f"input={tmp_path / 'list.csv'}", f"output={output}", "topk=3", "cam=true"
+        )
     )
     table = pd.read_csv(output, keep_default_na=False, dtype={"label_1": str})
     model = load_classifier(ckpt)
@@ -82,6 +84,10 @@ def test_checkpoint_predictions_from_a_csv_match_the_model(tmp_path_factory, tmp
     np.testing.assert_allclose(table["prob_1"][:40].astype(float), expected.values.numpy(), atol=1e-5)
     assert "prob_4" not in table
     assert "missing.png" in table["error"].iloc[40]
+    # cam=true: one Grad-CAM overlay per predicted image, beside the CSV, named in its `cam` column.
+    overlays = sorted((tmp_path / "out_cam").iterdir())
+    assert [p.name for p in overlays] == [f"{i:05d}_{i:03d}.png" for i in range(40)]
+    assert list(table["cam"]) == [str(p) for p in overlays] + [""]
 
 
 def test_predict_needs_exactly_one_model(tmp_path):

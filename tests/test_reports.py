@@ -52,10 +52,12 @@ SPLIT_FILES = [
     "confusion_matrix_normalized.png",
     "confused_pairs.csv",
     "confused_pairs.md",
+    "confused_pairs.png",
     "reliability_diagram.png",
     "confidence_histogram.png",
     "error_gallery.png",
     "predictions.csv",
+    "grad_cam.png",
 ]
 
 
@@ -102,7 +104,7 @@ def test_report_figures_are_in_tensorboard(run_dir):
 
     events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0}).Reload()
     tags = set(events.Tags()["images"])
-    for name in ("confusion_matrix", "confusion_matrix_normalized", "reliability_diagram", "error_gallery"):
+    for name in ("confusion_matrix", "confusion_matrix_normalized", "reliability_diagram", "error_gallery", "grad_cam"):
         assert f"report/test/{name}" in tags
     assert "report/training_curves" in tags
 

@@ -132,6 +132,10 @@ _TYPED_VALUES = (
     ("data.eval_batch_size", int, 1),
     ("data.num_workers", int, 0),
     ("scheduler.warmup", int, 0),
+    ("cam.mistakes", int, 0),
+    ("cam.correct", int, 0),
+    ("confusion_classes", int, 1),
+    ("confused_pair_examples", int, 0),
 )
 MONITORABLE = ("val/loss", "val/acc", "val/precision", "val/recall", "val/f1", "val/top5", "val/kappa")
 

@@ -49,6 +49,9 @@ def evaluate(cfg: DictConfig) -> Path:
     datamodule = instantiate(data_cfg, **overrides)
     datamodule.prepare_data()
     datamodule.setup("test")
+    from imgcls.models.grad_cam import check_layer_name
+
+    check_layer_name(model, OmegaConf.select(cfg, "cam.target_layer"))
     if datamodule.class_names != model.class_names:
         raise ConfigError(
             f"the data's classes {datamodule.class_names[:10]}... differ from the checkpoint's "
@@ -81,6 +84,9 @@ def evaluate(cfg: DictConfig) -> Path:
             tensorboard=tensorboard,
             gallery_size=cfg.gallery_size,
             confused_pairs_top=cfg.confused_pairs,
+            cam=cfg.get("cam"),
+            confusion_classes=cfg.confusion_classes,
+            confused_pair_examples=cfg.confused_pair_examples,
             title=f"Evaluation of {ckpt.name} ({precision})",
             notes=_tta_notes(tta, model.test_results, tta_results),
             **kwargs,

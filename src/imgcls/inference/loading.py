@@ -28,7 +28,8 @@ STATE_DICT_SUFFIXES = (".pth", ".pt")
 
 @dataclass
 class InferenceModel:
-    """``preprocess(path)`` decodes a file into the float ``[C, H, W]`` tensor that ``net`` takes."""
+    """``preprocess(path)`` decodes a file into the float ``[C, H, W]`` tensor that ``net`` takes;
+    ``normalization`` is the ``(mean, std)`` it applied, None when its output is the image in [0, 1]."""
 
     name: str
     net: nn.Module
@@ -38,6 +39,14 @@ class InferenceModel:
     weights_file: Path | None
     # A checkpoint's temperature (training/temperature.py); 1: the raw softmax.
     temperature: float = 1.0
+    normalization: tuple[list[float], list[float]] | None = None
+
+    def pixels(self, batch: torch.Tensor) -> torch.Tensor:
+        """The uint8 images that preprocessed ``batch`` shows (normalization undone)."""
+        if self.normalization is not None:
+            mean, std = (torch.tensor(v, dtype=batch.dtype).view(1, -1, 1, 1) for v in self.normalization)
+            batch = batch * std + mean
+        return batch.clamp(0, 1).mul(255).round().to(torch.uint8)
 
     @torch.no_grad()
     def probabilities(self, batch: torch.Tensor, tta: str = "none") -> torch.Tensor:
@@ -168,4 +177,5 @@ def _imagenet_model(name: str, net: nn.Module, weights, file: Path) -> Inference
         preprocess=preprocess,
         input_shape=(3, crop, crop),
         weights_file=file,
+        normalization=(list(transform.mean), list(transform.std)),
     )

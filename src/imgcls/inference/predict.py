@@ -18,6 +18,7 @@ from imgcls.reports.tables import to_markdown
 from imgcls.temp_files import temporary_path
 
 ERROR_COLUMN = "error"
+CAM_COLUMN = "cam"
 
 
 def list_inputs(source: str | Path, path_column: str = "path") -> list[Path]:
@@ -148,12 +149,18 @@ def run_predict(cfg) -> Path:
     model = load_inference_model(
         str(spec), trust_checkpoint=cfg.get("trust_checkpoint", False), calibrated=cfg.get("calibrated", True)
     )
+    if cfg.get("cam"):
+        from imgcls.models.grad_cam import check_layer_name
+
+        check_layer_name(model.net, cfg.get("cam_layer"), key="cam_layer")
     files = list_inputs(cfg.input, cfg.path_column)
     labels = input_labels(cfg.input, files, model.class_names, cfg.get("label_column"))
     probabilities: dict[int, np.ndarray] = {}
     table = predict_files(model, files, cfg.topk, cfg.batch_size, probabilities, tta)
     output = Path(cfg.output)
     output.parent.mkdir(parents=True, exist_ok=True)
+    if cfg.get("cam"):
+        table = write_cam_overlays(model, files, table, cam_dir(output), cfg.get("cam_layer"), cfg.batch_size)
     # Written whole or not at all; names that are not valid UTF-8 are escaped (display_name).
     temporary = temporary_path(output)
     try:
@@ -188,3 +195,47 @@ def _print_first(table: pd.DataFrame, source, labels, class_names, count: int) -
     shown["error"] = first[ERROR_COLUMN]
     more = f" (the first {count} of {len(table)})" if len(table) > count else ""
     print(f"Predictions{more}:\n{to_markdown(shown)}")
+
+
+def cam_dir(output: Path) -> Path:
+    """Where ``cam=true`` puts the overlays: ``<csv stem>_cam/`` beside the CSV."""
+    return output.with_name(f"{output.stem}_cam")
+
+
+def write_cam_overlays(
+    model: InferenceModel, files: list[Path], table: pd.DataFrame, out_dir: Path, layer_name=None, batch_size=32
+) -> pd.DataFrame:
+    """A Grad-CAM overlay PNG of its top-1 class per predicted file, ``<row>_<file stem>.png`` in
+    ``out_dir``; ``table`` gains a ``cam`` column with its path ("" for files with an error).
+    A model without convolutions writes none and says so."""
+    from PIL import Image
+
+    from imgcls.models.grad_cam import class_activation_maps, find_target_layer, overlay
+
+    table = table.assign(**{CAM_COLUMN: ""})
+    rows = [i for i in range(len(files)) if table.at[i, ERROR_COLUMN] == ""]
+    if not rows:
+        return table
+    layer = None
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start : start + batch_size]
+        batch = torch.stack([model.preprocess(files[i]) for i in chunk])
+        if layer is None:
+            layer = find_target_layer(model.net, batch, layer_name, key="cam_layer")
+            if layer is None:
+                print(f"cam: {model.name} has no convolutional layer to explain; no overlays written")
+                return table
+            out_dir.mkdir(parents=True, exist_ok=True)
+        classes = model.probabilities(batch).argmax(dim=1)
+        heat = class_activation_maps(model.net, layer[1], batch, classes)
+        for i, image, cam in zip(chunk, model.pixels(batch).numpy(), heat, strict=True):
+            path = out_dir / f"{i:05d}_{files[i].stem}.png"
+            temporary = temporary_path(path)
+            try:
+                Image.fromarray(overlay(image, cam, enlarge=True)).save(temporary, format="PNG")
+                os.replace(temporary, path)
+            finally:
+                temporary.unlink(missing_ok=True)
+            table.at[i, CAM_COLUMN] = str(path)
+    print(f"cam: {len(rows)} Grad-CAM overlays ({layer[0]}) -> {out_dir}")
+    return table

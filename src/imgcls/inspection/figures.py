@@ -52,3 +52,18 @@ def sample_grid(samples: dict[str, np.ndarray]):
             spine.set_visible(False)
     fig.tight_layout()
     return fig
+
+
+def near_duplicate_grid(pairs: list[tuple[np.ndarray, str, np.ndarray, str, int]]):
+    """One row per near-duplicate pair (uint8 ``[C, H, W]`` images and their captions), its
+    pHash distance in the title."""
+    fig, axes = plt.subplots(len(pairs), 2, figsize=(5.5, 2.7 * len(pairs)), squeeze=False)
+    for row, (image_a, caption_a, image_b, caption_b, distance) in zip(axes, pairs, strict=True):
+        for ax, image, caption in ((row[0], image_a, caption_a), (row[1], image_b, caption_b)):
+            ax.axis("off")
+            image = image.transpose(1, 2, 0)
+            ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=255)
+            ax.set_title(f"{caption}\n(distance {distance})", fontsize=8)
+    fig.suptitle("Near-duplicates across splits (pHash bits apart)")
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
+    return fig

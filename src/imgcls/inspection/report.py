@@ -3,8 +3,10 @@
 Writes ``report.md`` (everything below, readable on GitHub), ``summary.json`` (for
 scripts), ``class_counts.csv``, ``image_sizes.csv``, ``image_modes.csv``, ``problems.csv``,
 ``catalog.csv`` (one row per image), ``bad_files.csv`` (file datasets: each file that does
-not decode, and why; the rest is still described), the figures ``class_counts.png``,
-``image_sizes.png`` and ``samples.png``, and the same text and figures to TensorBoard.
+not decode, and why; the rest is still described), ``near_duplicates.csv`` (images in two
+splits that are nearly the same, :mod:`imgcls.inspection.near_duplicates`), the figures
+``class_counts.png``, ``image_sizes.png``, ``samples.png`` and ``near_duplicates.png``, and
+the same text and figures to TensorBoard.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from imgcls.inspection.checks import (
     mode_counts,
     size_summary,
 )
-from imgcls.inspection.figures import class_count_chart, sample_grid, size_histograms
+from imgcls.inspection.figures import class_count_chart, near_duplicate_grid, sample_grid, size_histograms
+from imgcls.inspection.near_duplicates import near_duplicate_pairs, perceptual_hashes
 
 # report.md lists this many problems; problems.csv has them all.
 _LISTED_PROBLEMS = 50
@@ -99,6 +102,12 @@ def inspect_dataset(cfg: DictConfig) -> Path:
     if loaded.splits is not None:
         samples = _samples_per_class(loaded.splits, options.samples_per_class, options.grid_classes, cfg.seed)
         figures["samples"] = sample_grid(samples)
+    near, near_total, near_note = None, None, _near_duplicates_skipped(loaded, options)
+    if near_note is None:
+        near, near_total, shown = _near_duplicates(loaded, options)
+        near.to_csv(run_dir / "near_duplicates.csv", index=False)
+        if shown:
+            figures["near_duplicates"] = near_duplicate_grid(shown)
     problems.to_csv(run_dir / "problems.csv", index=False)
     summary = {
         "dataset": dataset,
@@ -109,10 +118,11 @@ def inspect_dataset(cfg: DictConfig) -> Path:
         "imbalance_ratio": ratio,
         "problems": problems["problem"].value_counts().to_dict(),
         "bad_files": len(loaded.bad_files),
+        "near_duplicates": near_total,
         "load_error": None if loaded.error is None else display_name(f"{type(loaded.error).__name__}: {loaded.error}"),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
-    markdown = _markdown(summary, counts, catalog, problems, list(figures))
+    markdown = _markdown(summary, counts, catalog, problems, list(figures), (near, near_note), options)
     (run_dir / "report.md").write_text(markdown, encoding="utf-8")
     _write_figures_and_tensorboard(run_dir, markdown, figures, ratio)
 
@@ -177,6 +187,58 @@ def _write_figures_and_tensorboard(run_dir: Path, markdown: str, figures: dict, 
     writer.close()
 
 
+def _near_duplicates_skipped(loaded: Loaded, options) -> str | None:
+    """Why near-duplicates are not searched, or None when they are."""
+    if options.get("near_duplicate_distance") is None:
+        return "not searched (inspect.near_duplicate_distance=null)."
+    if loaded.splits is None:
+        return "not searched: the images could not be loaded."
+    height, width = loaded.splits.train.images.shape[-2:]
+    if min(height, width) < options.near_duplicate_min_side:
+        return (
+            f"not searched: the images are {height}x{width}, under inspect.near_duplicate_min_side="
+            f"{options.near_duplicate_min_side}; a 64-bit hash of so few pixels matches different "
+            "images of one class."
+        )
+    return None
+
+
+def _near_duplicates(loaded: Loaded, options) -> tuple[pd.DataFrame, int, list]:
+    """The near-duplicate pairs table, their total count, and the pairs the figure shows."""
+    arrays = {split: data.images.numpy() for split, data in named_splits(loaded.splits).items()}
+    items = {split: _item_names(loaded.listing, split, len(images)) for split, images in arrays.items()}
+    hashes = {split: perceptual_hashes(images) for split, images in arrays.items()}
+    table, total = near_duplicate_pairs(hashes, items, int(options.near_duplicate_distance))
+    shown = [
+        (arrays[a][i], f"{a}: {_short(item_a)}", arrays[b][j], f"{b}: {_short(item_b)}", distance)
+        for a, item_a, i, b, item_b, j, distance in table.head(options.near_duplicate_examples).itertuples(index=False)
+    ]
+    return table, total, shown
+
+
+def _item_names(listing, split: str, count: int) -> list[str]:
+    """The listed files of a split when they are the images held (same count), else ``split[i]``."""
+    parts = {} if listing is None else {
+        "train": listing.train, "val": listing.val, "test": listing.test, **dict(getattr(listing, "extra_tests", None) or {})
+    }
+    paths = [str(p) for p in parts[split].paths] if split in parts else []
+    return paths if len(paths) == count else [f"{split}[{i}]" for i in range(count)]
+
+
+def _short(item: str, keep: int = 32) -> str:
+    return item if len(item) <= keep else "…" + item[-keep:]
+
+
+def _near_duplicate_lines(near: pd.DataFrame, total: int, options) -> list[str]:
+    limit = options.near_duplicate_distance
+    lines = ["", f"## Near-duplicates across splits (pHash at most {limit} of 64 bits apart)", ""]
+    if not total:
+        return [*lines, "None found."]
+    listed = f"; the closest {len(near)} in `near_duplicates.csv`" if len(near) < total else " (`near_duplicates.csv`)"
+    lines += [f"{total} pairs{listed}. Exact copies are also in the problems above.", ""]
+    return [*lines, near.head(_LISTED_PROBLEMS).drop(columns=["index_a", "index_b"]).to_markdown(index=False)]
+
+
 def _samples_per_class(splits, per_class: int, max_classes: int, seed: int) -> dict[str, np.ndarray]:
     """Up to ``per_class`` random training images of each of the first ``max_classes`` classes."""
     rng = np.random.default_rng(seed)
@@ -189,7 +251,9 @@ def _samples_per_class(splits, per_class: int, max_classes: int, seed: int) -> d
     return samples
 
 
-def _markdown(summary: dict, counts, catalog, problems: pd.DataFrame, figures: list[str]) -> str:
+def _markdown(
+    summary: dict, counts, catalog, problems: pd.DataFrame, figures: list[str], near=(None, None), options=None
+) -> str:
     lines = [f"# Dataset inspection: `{summary['dataset']}`", ""]
     if summary["load_error"]:
         lines += ["**The dataset could not be loaded:**", "", "```", summary["load_error"], "```", ""]
@@ -228,5 +292,10 @@ def _markdown(summary: dict, counts, catalog, problems: pd.DataFrame, figures: l
         # A cell cannot hold a line break; the full text is in problems.csv.
         listed = listed.assign(detail=listed["detail"].astype(str).str.replace(r"\s*\n\s*", " ", regex=True))
         lines.append(listed.to_markdown(index=False))
+    table, note = near
+    if note is not None:
+        lines += ["", "## Near-duplicates across splits", "", f"Near-duplicates {note}"]
+    elif table is not None:
+        lines += _near_duplicate_lines(table, summary["near_duplicates"], options)
     lines += [""] + [f"![{name}]({name}.png)" for name in figures]
     return "\n".join(lines) + "\n"

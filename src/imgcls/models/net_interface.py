@@ -2,7 +2,7 @@
 
 Any ``nn.Module`` that maps ``[N, C, H, W]`` images to logits is a net. A net that has
 more to say subclasses :class:`ClassifierNet` and overrides what applies; the classifier
-reads these three things and nothing else.
+reads these things and nothing else.
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ class ClassifierNet(nn.Module):
     def training_callbacks(self) -> list:
         """Lightning callbacks its training needs (e.g. gradual unfreezing)."""
         return []
+
+    def cam_target_layer(self) -> nn.Module | None:
+        """The feature map Grad-CAM explains; None: the last convolutional stage (models/grad_cam.py)."""
+        return None
 
 
 _PLAIN = ClassifierNet()

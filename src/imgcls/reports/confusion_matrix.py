@@ -1,4 +1,5 @@
-"""Confusion-matrix figures."""
+"""Confusion-matrix figures, readable at 10 classes and at thousands: above ``max_classes`` a
+figure shows the sub-matrix of the most confused classes (the full matrix stays in the CSV)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,33 @@ from imgcls.reports.figures import plt
 MAX_ANNOTATED_CLASSES = 30
 
 
-def plot_confusion_matrix(matrix, class_names: list[str], normalize: bool = False, title: str | None = None):
-    """Rows are true classes, columns predicted; ``normalize`` divides each row by its total."""
-    matrix = np.asarray(matrix, dtype=np.float64)
-    if normalize:
-        matrix = matrix / np.clip(matrix.sum(axis=1, keepdims=True), 1, None)
+def most_confused_classes(matrix, count: int) -> np.ndarray:
+    """The ``count`` classes with the most mistakes, as true or as predicted class, most first
+    (ties: the lower index first)."""
+    mistakes = np.asarray(matrix, dtype=np.int64).copy()
+    np.fill_diagonal(mistakes, 0)
+    involvement = mistakes.sum(axis=0) + mistakes.sum(axis=1)
+    return np.argsort(-involvement, kind="stable")[:count]
+
+
+def plot_confusion_matrix(
+    matrix,
+    class_names: list[str],
+    normalize: bool = False,
+    title: str | None = None,
+    max_classes: int | None = None,
+):
+    """Rows are true classes, columns predicted; ``normalize`` divides each row by its total.
+
+    With more than ``max_classes`` classes only the ``max_classes`` most confused are drawn
+    (rows normalized over all their samples first), most confused first."""
+    counts = np.asarray(matrix, dtype=np.float64)
+    matrix = counts / np.clip(counts.sum(axis=1, keepdims=True), 1, None) if normalize else counts
+    title = title or ("Confusion matrix (row-normalized)" if normalize else "Confusion matrix")
+    if max_classes and len(class_names) > max_classes:
+        keep = most_confused_classes(counts, max_classes)  # the raw and the normalized figure show the same classes
+        title += f"\n(the {max_classes} most confused of {len(class_names)} classes; all in confusion_matrix.csv)"
+        matrix, class_names = matrix[np.ix_(keep, keep)], [class_names[i] for i in keep]
     class_names = display_names(class_names)
     n = len(class_names)
     size = min(4 + 0.45 * n, 40)
@@ -27,7 +50,7 @@ def plot_confusion_matrix(matrix, class_names: list[str], normalize: bool = Fals
         yticks=range(n),
         xlabel="Predicted class",
         ylabel="True class",
-        title=title or ("Confusion matrix (row-normalized)" if normalize else "Confusion matrix"),
+        title=title,
     )
     tick_size = 9 if n <= MAX_ANNOTATED_CLASSES else 6
     ax.set_xticklabels(
@@ -51,6 +74,18 @@ def plot_confusion_matrix(matrix, class_names: list[str], normalize: bool = Fals
     return fig
 
 
+def confused_pair_indices(matrix, top_n: int = 20) -> list[tuple[int, int]]:
+    """``(true, predicted)`` class indices of the ``top_n`` most frequent mistakes, the most
+    frequent first (ties: the larger share of the true class, then row-major order)."""
+    matrix = np.asarray(matrix, dtype=np.int64)
+    mistakes = matrix.copy()
+    np.fill_diagonal(mistakes, 0)
+    rows, cols = np.nonzero(mistakes)
+    share = mistakes[rows, cols] / np.maximum(matrix.sum(axis=1)[rows], 1)
+    order = np.lexsort((-share, -mistakes[rows, cols]))[:top_n]
+    return [(int(rows[i]), int(cols[i])) for i in order]
+
+
 def confused_pairs(matrix, class_names: list[str], top_n: int = 20):
     """The ``top_n`` most frequent (true, predicted) mistakes, as a table.
 
@@ -60,17 +95,54 @@ def confused_pairs(matrix, class_names: list[str], top_n: int = 20):
 
     matrix = np.asarray(matrix, dtype=np.int64)
     class_names = display_names(class_names)
-    mistakes = matrix.copy()
-    np.fill_diagonal(mistakes, 0)
-    rows, cols = np.nonzero(mistakes)
+    pairs = confused_pair_indices(matrix, top_n)
     totals = matrix.sum(axis=1)
-    table = pd.DataFrame(
+    return pd.DataFrame(
         {
-            "true": [class_names[r] for r in rows],
-            "predicted": [class_names[c] for c in cols],
-            "count": mistakes[rows, cols],
-            "share_of_true": mistakes[rows, cols] / np.maximum(totals[rows], 1),
-        }
+            "true": [class_names[t] for t, _ in pairs],
+            "predicted": [class_names[p] for _, p in pairs],
+            "count": [int(matrix[t, p]) for t, p in pairs],
+            "share_of_true": [matrix[t, p] / max(totals[t], 1) for t, p in pairs],
+        },
+        columns=["true", "predicted", "count", "share_of_true"],
     )
-    table = table.sort_values(["count", "share_of_true"], ascending=False, kind="stable")
-    return table.head(top_n).reset_index(drop=True)
+
+
+def plot_confused_pair_examples(predictions, pairs: list[tuple[int, int]], title: str | None = None):
+    """One row per confused pair: an example of the true class (its most confident correct
+    prediction), the misread image (the pair's most confident mistake) and an example of the
+    class it was read as, so the pair's likeness can be seen. A note when there are no images."""
+    if not predictions.has_images or not pairs:
+        fig, ax = plt.subplots(figsize=(4, 1.5))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no images" if pairs else "no mistakes", ha="center", va="center")
+        return fig
+    names, labels, predicted = predictions.class_names, predictions.labels, predictions.predicted
+    order = np.argsort(-predictions.confidence, kind="stable")  # each pick: the most confident row
+
+    def first(mask):
+        rows = order[mask[order]]
+        return int(rows[0]) if len(rows) else None
+
+    fig, axes = plt.subplots(len(pairs), 3, figsize=(7.5, 2.5 * len(pairs)), squeeze=False)
+    for (true, read_as), row_axes in zip(pairs, axes, strict=True):
+        misread = first((labels == true) & (predicted == read_as))
+        picks = [
+            (first((labels == true) & (predicted == true)), f"{names[true]} (example)"),
+            (misread, f"{names[true]} → {names[read_as]} ({predictions.confidence[misread]:.2f})"),
+            (first((labels == read_as) & (predicted == read_as)), f"{names[read_as]} (example)"),
+        ]
+        for ax, (row, caption) in zip(row_axes, picks, strict=True):
+            ax.axis("off")
+            if row is None:
+                ax.text(0.5, 0.5, "no correctly\nread example", ha="center", va="center", fontsize=9)
+                continue
+            image = predictions.image(row)
+            if image.shape[0] == 1:
+                ax.imshow(image[0], cmap="gray", vmin=0, vmax=255)
+            else:
+                ax.imshow(image[:3].transpose(1, 2, 0))
+            ax.set_title(f"#{predictions.indices[row]} {caption}", fontsize=9)
+    fig.suptitle(title or "Most confused pairs: true class, misread image, class read as")
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))  # room for the title above row 1
+    return fig

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,13 @@ from imgcls.display import display_names
 from imgcls.metrics import Predictions, split_metrics
 from imgcls.reports.calibration import calibration_bins, plot_confidence_histogram, plot_reliability_diagram
 from imgcls.reports.classification_report import averages_table, per_class_table
-from imgcls.reports.confusion_matrix import confused_pairs, plot_confusion_matrix
+from imgcls.reports.confusion_matrix import (
+    MAX_ANNOTATED_CLASSES,
+    confused_pair_indices,
+    confused_pairs,
+    plot_confused_pair_examples,
+    plot_confusion_matrix,
+)
 from imgcls.reports.curves import CSV_METRICS, epoch_metrics, plot_training_curves
 from imgcls.reports.error_gallery import plot_error_gallery
 from imgcls.reports.figures import plt
@@ -64,10 +70,13 @@ def write_report(
     global_step: int = 0,
     gallery_size: int = 16,
     confused_pairs_top: int = 20,
+    confusion_classes: int = MAX_ANNOTATED_CLASSES,
+    confused_pair_examples: int = 8,
     title: str = "Evaluation report",
     notes: Sequence[str] = (),
     labelled_splits: Sequence[Predictions] = (),
     suspect_min_confidence: float = 0.5,
+    split_sections: Sequence[Callable[[Predictions, ReportWriter], list[str]]] = (),
 ) -> Path:
     """Write tables, figures, ``evaluation.json`` and ``report.md`` into ``out_dir``; return report.md.
 
@@ -75,9 +84,14 @@ def write_report(
     ``metrics.json`` records); without them they are computed from ``predictions`` the same
     way (:func:`imgcls.metrics.split_metrics`).
 
+    Above ``confusion_classes`` classes the confusion-matrix figures show the most confused
+    classes only (the CSV has all); ``confused_pair_examples`` pairs are shown with images.
+
     ``run_dir`` (a training run's directory) adds its training curves; ``tensorboard`` (a
     ``SummaryWriter``) receives every figure under ``report/...`` too. ``labelled_splits``
-    (predictions of the training and validation sets) add the suspect labels.
+    (predictions of the training and validation sets) add the suspect labels. ``split_sections``
+    add parts to each test set's section: each gets its predictions and the writer, returns
+    markdown lines.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -96,9 +110,20 @@ def write_report(
     all_metrics = {}
     for split in predictions:
         headline = (metrics or {}).get(split.split) or split_metrics(split, ordinal)
-        split_numbers, section = _split_section(split, headline, writer, gallery_size, confused_pairs_top)
+        split_numbers, section = _split_section(
+            split,
+            headline,
+            writer,
+            gallery_size,
+            confused_pairs_top,
+            shown_classes=confusion_classes,
+            pair_examples=confused_pair_examples,
+        )
         all_metrics[split.split] = split_numbers
         lines += section
+        if len(split.labels):
+            for extra in split_sections:
+                lines += extra(split, writer)
     if labelled_splits:
         lines += _suspects_section(labelled_splits, writer, gallery_size, suspect_min_confidence)
     (out_dir / EVALUATION_FILE).write_text(json.dumps(all_metrics, indent=2))
@@ -111,7 +136,14 @@ def write_report(
 
 
 def _split_section(
-    predictions: Predictions, headline: dict, writer: ReportWriter, gallery_size: int, top_pairs: int
+    predictions: Predictions,
+    headline: dict,
+    writer: ReportWriter,
+    gallery_size: int,
+    top_pairs: int,
+    *,
+    shown_classes: int,
+    pair_examples: int,
 ) -> tuple[dict, list[str]]:
     name, names = predictions.split, predictions.class_names
     samples = len(predictions.labels)
@@ -151,12 +183,16 @@ def _split_section(
     matrix = confusion_matrix(predictions.labels, predictions.predicted, labels=range(len(names)))
     _write_matrix_csv(matrix, names, writer.out_dir / f"{name}/confusion_matrix.csv")
     raw = writer.figure(
-        plot_confusion_matrix(matrix, names, title=f"Confusion matrix: {name}"),
+        plot_confusion_matrix(matrix, names, title=f"Confusion matrix: {name}", max_classes=shown_classes),
         f"{name}/confusion_matrix.png",
     )
     normalized = writer.figure(
         plot_confusion_matrix(
-            matrix, names, normalize=True, title=f"Confusion matrix (row-normalized): {name}"
+            matrix,
+            names,
+            normalize=True,
+            title=f"Confusion matrix (row-normalized): {name}",
+            max_classes=shown_classes,
         ),
         f"{name}/confusion_matrix_normalized.png",
     )
@@ -169,6 +205,14 @@ def _split_section(
         "",
     ]
     lines += [f"### Most confused pairs (top {top_pairs})", "", _read_md(writer, pairs), ""]
+    if pair_examples:
+        examples = writer.figure(
+            plot_confused_pair_examples(
+                predictions, confused_pair_indices(matrix, pair_examples), title=f"Most confused pairs: {name}"
+            ),
+            f"{name}/confused_pairs.png",
+        )
+        lines += [f"![confused pairs: true class, misread image, class read as]({examples})", ""]
 
     reliability = writer.figure(
         plot_reliability_diagram(bins, title=f"Reliability: {name}"), f"{name}/reliability_diagram.png"
@@ -237,11 +281,27 @@ def with_images(predictions: Predictions, datamodule) -> Predictions:
     return predictions
 
 
-def write_evaluation_report(model, datamodule, out_dir: str | Path, warnings: Sequence[str] = (), **kwargs) -> Path:
+def write_evaluation_report(
+    model, datamodule, out_dir: str | Path, warnings: Sequence[str] = (), cam: Mapping | None = None, **kwargs
+) -> Path:
     """The report of ``model``'s last test pass (``trainer.test``) over ``datamodule``'s test
-    sets: the same predictions and metrics the test pass logged; ``warnings`` (the run's
-    data warnings) are shown at its top."""
+    sets: the same predictions and metrics the test pass logged; ``warnings`` (the run's data
+    warnings) are shown at its top. ``cam`` (the ``cam`` config: ``mistakes``, ``correct``,
+    ``target_layer``) adds Grad-CAM overlays."""
     predictions = [with_images(p, datamodule) for p in model.test_predictions.values()]
+    if cam and (cam.get("mistakes") or cam.get("correct")):
+        from functools import partial
+
+        from imgcls.reports.cam_gallery import cam_section
+
+        explain = partial(
+            cam_section,
+            model,
+            mistakes=int(cam.get("mistakes") or 0),
+            correct=int(cam.get("correct") or 0),
+            target_layer=cam.get("target_layer"),
+        )
+        kwargs["split_sections"] = [*kwargs.get("split_sections", ()), explain]
     kwargs.setdefault("ordinal", bool(getattr(datamodule, "ordinal", False)))
     notes = list(kwargs.pop("notes", ()))  # the caller's (e.g. evaluate's TTA figures) after this one
     if datamodule.overlaps:  # accepted with data.allow_overlap=true
@@ -256,7 +316,7 @@ def write_evaluation_report(model, datamodule, out_dir: str | Path, warnings: Se
 
 
 def write_run_report(
-    model, datamodule, run_dir: Path, loggers=(), global_step: int = 0, **kwargs
+    model, datamodule, run_dir: Path, loggers=(), global_step: int = 0, cam: Mapping | None = None, **options
 ) -> str | None:
     """The report a training run writes at its end, into ``<run_dir>/report``, figures to TensorBoard too.
 
@@ -277,7 +337,8 @@ def write_run_report(
             run_dir=run_dir,
             tensorboard=tensorboard,
             global_step=global_step,
-            **kwargs,
+            cam=cam,
+            **options,
         )
     except Exception:  # noqa: BLE001 - reported, and the run's results stay valid
         logging.getLogger(__name__).warning("the evaluation report failed:\n%s", traceback.format_exc())

@@ -229,6 +229,10 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
 
             fused_steps.configure(trainer, model, datamodule, resolved["fused_steps"])  # the new batch size
             resolved["data.batch_size"] = int(datamodule.batch_size)
+    if cfg.get("report", False):  # a Grad-CAM layer name that the model lacks fails now, not after training
+        from imgcls.models.grad_cam import check_layer_name
+
+        check_layer_name(model, OmegaConf.select(cfg, "cam.target_layer"))
     if resolved["fused_steps"] > 1:
         # Lightning compares its own (grouped) batch count with log_every_n_steps; the step
         # losses are logged per optimizer step (models/classifier.py), so the warning is moot.
@@ -290,6 +294,8 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
             notes=notes,
             warnings=_data_warnings(trainer),
             **label_check,
+            cam=cfg.get("cam"),
+            **{key: cfg[key] for key in ("confusion_classes", "confused_pair_examples") if key in cfg},
         )
 
     best = history.best() or {}
