@@ -101,7 +101,9 @@ def test_pretrained_offline_without_the_file_says_where_to_put_it(hub_cache):
     with pytest.raises(PretrainedWeightsMissing) as error:
         TimmNet([3, 8, 8], 4, NAME, pretrained=True)
     message = str(error.value)
-    assert str(hub_cache) in message and "models--timm--resnet10t" in message and "model.weights_file" in message
+    assert (
+        str(hub_cache) in message and "models--timm--resnet10t" in message and "model.weights_file" in message
+    )
 
 
 def fake_hub_download(cache, name: str = NAME) -> None:
@@ -111,7 +113,9 @@ def fake_hub_download(cache, name: str = NAME) -> None:
     (folder / "refs").mkdir(parents=True)
     (folder / "refs" / "main").write_text("0123abcd")
     (folder / "snapshots" / "0123abcd").mkdir(parents=True)
-    safetensors_torch.save_file(imagenet_state(name, fill=-0.25), str(folder / "snapshots" / "0123abcd" / "model.safetensors"))
+    safetensors_torch.save_file(
+        imagenet_state(name, fill=-0.25), str(folder / "snapshots" / "0123abcd" / "model.safetensors")
+    )
 
 
 def test_pretrained_loads_the_hub_cache_without_the_network(hub_cache):

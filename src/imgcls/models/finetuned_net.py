@@ -32,7 +32,9 @@ class FinetunedNet(ClassifierNet):
     head: nn.Module
     input_size: tuple[int, int]
 
-    def __init__(self, name: str, finetune: str, unfreeze_at_epoch: int, backbone_lr_mult: float, channels: int):
+    def __init__(
+        self, name: str, finetune: str, unfreeze_at_epoch: int, backbone_lr_mult: float, channels: int
+    ):
         super().__init__()
         if finetune not in FINETUNE_STRATEGIES:
             raise ValueError(f"finetune={finetune!r}; choose one of {', '.join(FINETUNE_STRATEGIES)}")

@@ -103,7 +103,9 @@ class TimmNet(FinetunedNet):
         model = timm.create_model(name, **kwargs)
         check_architecture(path, name, state, model)
         # timm's own loader: it drops the original head when the class count differs.
-        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"state_dict": state}, **kwargs)
+        return timm.create_model(
+            name, pretrained=True, pretrained_cfg_overlay={"state_dict": state}, **kwargs
+        )
 
     def photo_transform(self) -> v2.Compose:
         """Preprocessing for whole photos (predict): timm's eval resize (``size / crop_pct``)

@@ -90,7 +90,9 @@ def cached_weights_file(name: str) -> Path | None:
 def missing_message(name: str, error: BaseException | None = None) -> str:
     repository = hub_id(name)
     if not repository:
-        return f"timm has no pretrained weights for {name}; set model.weights_file=/path/to/weights.safetensors"
+        return (
+            f"timm has no pretrained weights for {name}; set model.weights_file=/path/to/weights.safetensors"
+        )
     cause = f" ({type(error).__name__}: {error})" if error else " (HF_HUB_OFFLINE is set)"
     return (
         f"pretrained weights of timm's {name} are not in the Hugging Face cache {hub_cache_dir()} and "

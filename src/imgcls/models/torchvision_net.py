@@ -22,6 +22,7 @@ from torchvision.transforms import v2
 
 from imgcls.models.finetuned_net import FinetunedNet
 from imgcls.models.weights import pretrained_model, resolve_weights
+
 # Input size of models trained from scratch: the ImageNet size every architecture accepts.
 SCRATCH_INPUT_SIZE = 224
 
