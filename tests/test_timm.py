@@ -137,3 +137,23 @@ def test_frozen_trains_only_the_head_and_gradual_unfreezes():
     assert [type(c).__name__ for c in gradual.training_callbacks()] == ["GradualUnfreezing"]
     full = TimmNet([3, 8, 8], 3, NAME, backbone_lr_mult=0.1)
     assert {g["name"]: g["lr"] for g in full.parameter_groups(1.0)} == {"backbone": 0.1, "head": 1.0}
+
+
+def test_listing_says_which_weights_are_already_here(hub_cache, torch_home, capsys):
+    from imgcls.models.list import main
+    from imgcls.models.weights import resolve_weights, weights_file
+
+    fake_hub_download(hub_cache)
+    assert main(["--timm", "resnet10t", "--format", "csv"]) == 0
+    assert "resnet10t.c3_in1k,timm/resnet10t.c3_in1k,176,1000,True" in capsys.readouterr().out
+    assert main(["--timm", "mobilenetv3_small_050", "--format", "csv"]) == 0
+    assert (
+        "mobilenetv3_small_050.lamb_in1k,timm/mobilenetv3_small_050.lamb_in1k,224,1000,False"
+        in capsys.readouterr().out
+    )
+
+    cached = weights_file(resolve_weights("alexnet", pretrained=True))
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"")
+    assert main(["alexnet", "--format", "csv"]) == 0
+    assert "alexnet-owt-7be5be79.pth,True" in capsys.readouterr().out

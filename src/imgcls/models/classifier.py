@@ -92,7 +92,9 @@ class ImageClassifier(L.LightningModule):
         checkpoint = read_checkpoint(path, trust=trust, mmap=True)
         hyper_parameters = checkpoint.get("hyper_parameters") or {}
         if "net" not in hyper_parameters or "state_dict" not in checkpoint:
-            raise CheckpointReadError(f"{path} is a PyTorch file, but not an imgcls checkpoint (no net, no state_dict)")
+            raise CheckpointReadError(
+                f"{path} is a PyTorch file, but not an imgcls checkpoint (no net, no state_dict)"
+            )
         net = dict(hyper_parameters["net"])
         if "load_weights" in inspect.signature(get_class(net["_target_"])).parameters:
             net["load_weights"] = False
@@ -159,7 +161,13 @@ class ImageClassifier(L.LightningModule):
             for logger in self.loggers:
                 logger.log_metrics({"train/loss_step": value}, step=first + i)
         if logged:
-            self.log("train/loss_step", losses[logged[-1]], prog_bar=True, logger=False, batch_size=self.step_batch_size)
+            self.log(
+                "train/loss_step",
+                losses[logged[-1]],
+                prog_bar=True,
+                logger=False,
+                batch_size=self.step_batch_size,
+            )
 
     def _logs_step_loss(self, step: int) -> bool:
         """Whether optimizer step ``step`` (0-based) logs its loss: every log_every_n_steps-th."""
@@ -243,7 +251,9 @@ class ImageClassifier(L.LightningModule):
             torch.zeros(0, device=self.device),
         )
         columns = zip(*(self._test_batches[name] or [empty]), strict=True)
-        probabilities, labels, positions, losses = (gather_rows(self, torch.cat(column)) for column in columns)
+        probabilities, labels, positions, losses = (
+            gather_rows(self, torch.cat(column)) for column in columns
+        )
         order = positions.argsort()  # dataset order, whatever the number of processes
         weight = self.criterion.weight
         return Predictions(
