@@ -58,6 +58,8 @@ class ImageDataModule(L.LightningDataModule):
         self.batch_size = int(batch_size)
         # Training batches handed over at once (training/fused_steps.py); the model splits them.
         self.fused_steps = 1
+        # Training batches carry each sample's position too (the model's feature cache keys on it).
+        self.train_positions = False
         self.eval_batch_size = int(eval_batch_size or batch_size)
         self.num_workers = int(num_workers)
         self.augment = BatchAugment(**dict(augment or {}))
@@ -81,9 +83,10 @@ class ImageDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         batch_size = self.batch_size * self.fused_steps
+        train = WithIndex(self._splits.train) if self.train_positions else self._splits.train
         if self.sampler == "weighted":
-            return self._loader(self._splits.train, batch_size, sampler=self._balanced_sampler())
-        loader = self._loader(self._splits.train, batch_size, shuffle=True)
+            return self._loader(train, batch_size, sampler=self._balanced_sampler())
+        loader = self._loader(train, batch_size, shuffle=True)
         # A resumed run's first iterator (and its workers' prefetch) is made before Lightning
         # sets the epoch on the sampler: set it here to the epoch the fit loop runs next (or is
         # in the middle of), so a resumed epoch replays its own order.

@@ -75,6 +75,8 @@ class ImageClassifier(L.LightningModule):
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.fused_steps, self.step_batch_size, self._clip = 1, None, None
+        # A frozen backbone's features by split and position (models/feature_cache.py), when on.
+        self.feature_cache = None
 
     @classmethod
     def from_checkpoint(cls, path, map_location="cpu", trust: bool = False) -> ImageClassifier:
@@ -106,10 +108,30 @@ class ImageClassifier(L.LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits for float images in [0, 1], shaped ``[N, C, H, W]``."""
+        return self.net(self._normalized(images))
+
+    def _normalized(self, images: torch.Tensor) -> torch.Tensor:
         images = (images - self.mean) / self.std
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        return self.net(images)
+        return images
+
+    def _logits(self, images: torch.Tensor, split: str, positions: torch.Tensor | None) -> torch.Tensor:
+        """Logits of a step's batch: through the feature cache while the backbone is frozen."""
+        if self.feature_cache is None or positions is None or not self.net.backbone_frozen:
+            return self(images)
+        return self.net.head(
+            self.feature_cache.lookup(split, positions, lambda pick: self._features(images[pick]))
+        )
+
+    @torch.no_grad()
+    def _features(self, images: torch.Tensor) -> torch.Tensor:
+        training = self.net.training
+        self.net.eval()  # the backbone's eval-mode features, the same every epoch
+        try:
+            return self.net.backbone_features(self._normalized(images))
+        finally:
+            self.net.train(training)
 
     def compile_net(self) -> None:
         """``compile=true``: torch.compile the net's forward in place (its state dict keeps its
@@ -125,10 +147,10 @@ class ImageClassifier(L.LightningModule):
         self.automatic_optimization = self.fused_steps == 1
 
     def training_step(self, batch, batch_idx):
-        images, labels = batch
+        images, labels, *positions = batch  # positions: with the feature cache
         if not self.automatic_optimization:
             return self._grouped_training_steps(images, labels)
-        logits = self(images)
+        logits = self._logits(images, "train", positions[0] if positions else None)
         loss = self.criterion(logits, labels)
         self._keep_for_epoch_end(logits.detach(), labels, loss.detach() * len(labels))
         if self._logs_step_loss(self.global_step):
@@ -199,8 +221,8 @@ class ImageClassifier(L.LightningModule):
         self.train_metrics.reset()
 
     def validation_step(self, batch, batch_idx):
-        images, labels, _ = batch
-        logits = self(images)
+        images, labels, positions = batch
+        logits = self._logits(images, "val", positions)
         # sync_dist: under DDP the epoch's loss is the mean over every process's samples.
         self.log("val/loss", self.criterion(logits, labels), on_epoch=True, prog_bar=True, sync_dist=True)
         self.val_metrics.update(logits, labels)
@@ -217,9 +239,9 @@ class ImageClassifier(L.LightningModule):
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
         images, labels, positions = batch
-        logits = self(images).float()
-        losses = self._sample_losses(logits, labels)
         name = self.hparams.test_set_names[dataloader_idx]
+        logits = self._logits(images, name, positions).float()
+        losses = self._sample_losses(logits, labels)
         self._test_batches[name].append((logits.softmax(dim=1), labels, positions, losses))
 
     def on_test_epoch_end(self):
