@@ -123,3 +123,15 @@ def test_when_the_cache_switches_on(tmp_path, caplog):
         resolved(*base, "model.cache_features=true")
     with pytest.raises(ConfigError, match="fused_steps=4"):
         resolved(*base, "model.finetune=frozen", "model.cache_features=true", "fused_steps=4")
+
+
+def test_dropout_outside_the_head_keeps_the_cache_off_unless_the_head_holds_it(tmp_path):
+    from imgcls.training.run import compose
+
+    def cached(*overrides):
+        cfg = compose_config("model=mobilenet_v2", "model.finetune=frozen", *overrides, output_dir=tmp_path / "run")
+        return compose(cfg)[-1]["cache_features"]
+
+    assert cached() is False  # classifier.0 is Dropout(0.2), the head is classifier.1
+    assert cached("model.head=classifier") is True
+    assert cached("model.cache_features=true") is True

@@ -10,7 +10,10 @@ backbone unfreezes.
 
 ``model.cache_features``: null (default) caches for ``finetune=frozen`` when the data has no
 train-time augmentation; true caches for ``frozen`` or ``gradual`` and turns that augmentation
-off, with a console note; false never caches.
+off, with a console note; false never caches. Dropout or stochastic depth outside the head would
+be off with cached features (they are computed in eval mode), so the automatic setting does not
+cache such nets: naming the block that holds them as the head (``model.head=classifier`` for
+torchvision's MobileNet/EfficientNet) keeps them, and the same results as without the cache.
 """
 
 from __future__ import annotations
@@ -83,8 +86,16 @@ def configure_feature_cache(setting, model, datamodule) -> bool:
     if setting is False:
         return False
     cacheable = isinstance(net, FinetunedNet) and net.finetune in ("frozen", "gradual")
+    random = net.random_layers() if cacheable else []
     if setting is None:
         if not (cacheable and net.finetune == "frozen" and datamodule.augment.is_identity):
+            return False
+        if random:
+            console.info(
+                f"No feature cache: dropout or stochastic depth outside the head ({', '.join(random[:4])}) "
+                "would be off with it. model.head=<the block holding them> (e.g. classifier) keeps them "
+                "in the head; model.cache_features=true caches without them."
+            )
             return False
     elif not cacheable:
         raise ConfigError(
@@ -92,6 +103,8 @@ def configure_feature_cache(setting, model, datamodule) -> bool:
             f"model=resnet50, ...) with model.finetune=frozen or gradual; got "
             f"{type(net).__name__} with finetune={getattr(net, 'finetune', None)}"
         )
+    if random:
+        console.info(f"model.cache_features=true: {', '.join(random[:4])} (outside the head) stay off in training")
     if not datamodule.augment.is_identity:
         console.info(
             f"model.cache_features=true: train-time augmentation ({datamodule.augment.extra_repr()}) is off, "

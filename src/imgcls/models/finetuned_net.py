@@ -25,6 +25,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from imgcls.models.net_interface import ClassifierNet
 
 FINETUNE_STRATEGIES = ("full", "frozen", "gradual")
+_DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 
 class FinetunedNet(ClassifierNet):
@@ -94,6 +95,24 @@ class FinetunedNet(ClassifierNet):
             handle.remove()
         check_head_is_last(self, captured, logits)
         return captured[-1]
+
+    def random_layers(self) -> list[str]:
+        """Modules outside the head that act randomly in training (dropout, stochastic depth):
+        cached features, computed in eval mode, leave them out."""
+        from torchvision.ops import StochasticDepth
+
+        head = {id(m) for m in self.head.modules()}
+        names = []
+        for name, module in self.model.named_modules():
+            if id(module) in head:
+                continue
+            if isinstance(module, (*_DROPOUTS, StochasticDepth)):
+                rate = module.p
+            else:
+                rate = getattr(module, "drop_prob", None)  # timm's DropPath and DropBlock
+            if rate:
+                names.append(name)
+        return names
 
     # --- freezing ------------------------------------------------------------------------
     def backbone_parameters(self) -> list[nn.Parameter]:
