@@ -65,6 +65,7 @@ def run(tmp_path, name: str, *overrides: str) -> tuple[dict, BackboneImages, str
     return metrics, counter, (tmp_path / name / "resolved.yaml").read_text()
 
 
+@pytest.mark.e2e
 def test_cached_run_sees_each_image_once_and_matches_the_uncached_test_metrics(tmp_path):
     cached, cached_images, resolved = run(tmp_path, "cached")
     assert "cache_features: true" in resolved  # automatic: frozen, no augmentation

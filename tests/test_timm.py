@@ -43,6 +43,7 @@ def imagenet_state(name: str = NAME, fill: float | None = 0.03125) -> dict[str, 
     return state
 
 
+@pytest.mark.e2e
 def test_a_local_safetensors_file_loads_and_one_epoch_trains(tmp_path, hub_cache):
     from imgcls.training.run import train
 
