@@ -130,9 +130,28 @@ def test_dropout_outside_the_head_keeps_the_cache_off_unless_the_head_holds_it(t
     from imgcls.training.run import compose
 
     def cached(*overrides):
-        cfg = compose_config("model=mobilenet_v2", "model.finetune=frozen", *overrides, output_dir=tmp_path / "run")
+        cfg = compose_config(
+            "model=mobilenet_v2", "model.finetune=frozen", *overrides, output_dir=tmp_path / "run"
+        )
         return compose(cfg)[-1]["cache_features"]
 
     assert cached() is False  # classifier.0 is Dropout(0.2), the head is classifier.1
     assert cached("model.head=classifier") is True
     assert cached("model.cache_features=true") is True
+
+
+@pytest.mark.e2e
+def test_gradual_uses_the_cache_until_the_backbone_unfreezes(tmp_path):
+    metrics, counter, resolved = run(
+        tmp_path,
+        "gradual",
+        "model.finetune=gradual",
+        "model.cache_features=true",
+        "model.unfreeze_at_epoch=1",
+        "trainer.max_epochs=2",
+    )
+    assert "cache_features: true" in resolved and metrics["status"] == "ok"
+    # Epoch 0 cached (the sanity check's and epoch 0's images once); epoch 1 trains the backbone
+    # on every batch, and its features are no longer kept.
+    assert counter.model.feature_cache.cached("train") == 0
+    assert all(p.requires_grad for p in counter.model.net.parameters())

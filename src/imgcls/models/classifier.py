@@ -118,7 +118,10 @@ class ImageClassifier(L.LightningModule):
 
     def _logits(self, images: torch.Tensor, split: str, positions: torch.Tensor | None) -> torch.Tensor:
         """Logits of a step's batch: through the feature cache while the backbone is frozen."""
-        if self.feature_cache is None or positions is None or not self.net.backbone_frozen:
+        if self.feature_cache is None or positions is None:
+            return self(images)
+        if not self.net.backbone_frozen:  # a gradual net's backbone trains now: its features change
+            self.feature_cache.clear()
             return self(images)
         return self.net.head(
             self.feature_cache.lookup(split, positions, lambda pick: self._features(images[pick]))
