@@ -68,6 +68,16 @@ def test_a_local_safetensors_file_loads_and_one_epoch_trains(tmp_path, hub_cache
     assert metrics["status"] == "ok" and metrics["epochs_trained"] == 1
     assert 0.0 <= metrics["test"]["test/acc"] <= 1.0
 
+    # The checkpoint alone rebuilds the net (weights-only read), without the weights file.
+    from imgcls.models.classifier import ImageClassifier
+
+    path.unlink()
+    model = ImageClassifier.from_checkpoint(metrics["best_checkpoint"])
+    assert type(model.net).__name__ == "TimmNet" and model.net.input_size == (32, 32)
+    assert torch.allclose(
+        model.mean.flatten(), torch.tensor(timm.data.resolve_model_data_config(model.net.model)["mean"])
+    )
+
 
 def test_weights_file_head_resized_and_timm_preprocessing(tmp_path):
     path = tmp_path / "weights.pth"
