@@ -282,7 +282,7 @@ def test_listing_shows_each_weights_imagenet_metrics(capsys):
 
     assert main(["alexnet", "--format", "csv"]) == 0
     out = capsys.readouterr().out
-    assert "AlexNet_Weights.IMAGENET1K_V1,True,56.522,79.066,61.1,0.714,224,alexnet-owt-7be5be79.pth" in out
+    assert "AlexNet_Weights.IMAGENET1K_V1,True,56.522,79.066,61.1,0.714,224,alexnet-owt-7be5be79.pth,False" in out
 
 
 # --- experiment recipes --------------------------------------------------------------------

@@ -63,6 +63,8 @@ class ImageDataModule(L.LightningDataModule):
         self.batch_size = int(batch_size)
         # Training batches handed over at once (training/fused_steps.py); the model splits them.
         self.fused_steps = 1
+        # Training batches carry each sample's position too (the model's feature cache keys on it).
+        self.train_positions = False
         self.eval_batch_size = int(eval_batch_size or batch_size)
         self.num_workers = int(num_workers)
         # The training split on the training device, batched there (data/resident.py).
@@ -94,13 +96,13 @@ class ImageDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader | ResidentBatches:
         batch_size = self.batch_size * self.fused_steps
+        train = WithIndex(self._splits.train) if self.train_positions else self._splits.train
         if self.sampler == "weighted":
-            return self._loader(self._splits.train, batch_size, sampler=self._balanced_sampler())
-        train = self._splits.train
+            return self._loader(train, batch_size, sampler=self._balanced_sampler())
         resident = self.resident_train()
         if resident is not None:
-            sampler = self._sampler(train, shuffle=True, seed=_loader_seed())
-            loader = ResidentBatches(resident, sampler, self.batch_size, self.fused_steps)
+            sampler = self._sampler(resident, shuffle=True, seed=_loader_seed())
+            loader = ResidentBatches(resident, sampler, self.batch_size, self.fused_steps, self.train_positions)
         else:
             loader = self._loader(train, batch_size, shuffle=True)
         # A resumed run's first iterator (and its workers' prefetch) is made before Lightning
@@ -142,6 +144,8 @@ class ImageDataModule(L.LightningDataModule):
         if self.trainer is None or not self.trainer.training:
             return to_unit_float(images), *rest
         labels = rest[0]
+        if self.train_positions:  # for the model's feature cache, which turns augmentation off
+            return self.augment(images), labels, rest[1]
         if self.fused_steps > 1:  # a group: each step's batch is augmented (and mixed) as it is taken
             return StepBatches(images, labels, self.augment, self.batch_size, self.mixing), labels
         images = self.augment(images)
@@ -158,6 +162,18 @@ class ImageDataModule(L.LightningDataModule):
             mixing = BatchMixing(self.num_classes, **self._mixing_settings)
             self._mixing = mixing if mixing.enabled else None
         return self._mixing
+
+    @property
+    def augments(self) -> bool:
+        """Whether training batches are augmented or mixed (``data.augment``)."""
+        return not self.augment.is_identity or self.mixing is not None
+
+    def stop_augmenting(self) -> str:
+        """Train on the images as they are (the feature cache: the backbone sees each image
+        once); returns what was on, for the user's note."""
+        was = self.augment.extra_repr() + (", mixup/cutmix" if self.mixing is not None else "")
+        self.augment, self._mixing = BatchAugment(), None
+        return was
 
     # --- what the model needs to know --------------------------------------------------
     @property

@@ -62,12 +62,21 @@ class ResidentBatches:
 
     ``group_steps`` > 1: each batch is a group of that many steps' samples (fused steps),
     handed over as a :class:`StepGather` so that each step gathers its own images.
-    ``sampler`` is public, as a DataLoader's is: Lightning sets its epoch.
+    ``positions``: batches carry each sample's position in the split too (as
+    :class:`~imgcls.data.arrays.WithIndex` does for a DataLoader). ``sampler`` is public, as a
+    DataLoader's is: Lightning sets its epoch.
     """
 
-    def __init__(self, data: ImageArrays, sampler: DistributedSampler, batch_size: int, group_steps: int = 1):
+    def __init__(
+        self,
+        data: ImageArrays,
+        sampler: DistributedSampler,
+        batch_size: int,
+        group_steps: int = 1,
+        positions: bool = False,
+    ):
         self.data, self.sampler = data, sampler
-        self.batch_size, self.group_steps = int(batch_size), int(group_steps)
+        self.batch_size, self.group_steps, self.positions = int(batch_size), int(group_steps), bool(positions)
 
     def __len__(self) -> int:
         return math.ceil(len(self.sampler) / (self.batch_size * self.group_steps))
@@ -79,6 +88,8 @@ class ResidentBatches:
             labels = self.data.labels[indices]
             if self.group_steps > 1:
                 yield StepGather(self.data.images, indices), labels
+            elif self.positions:
+                yield self.data.images[indices], labels, indices
             else:
                 yield self.data.images[indices], labels
 

@@ -80,6 +80,8 @@ class ImageClassifier(L.LightningModule):
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.fused_steps, self.step_batch_size, self._clip = 1, None, None
+        # A frozen backbone's features by split and position (models/feature_cache.py), when on.
+        self.feature_cache = None
 
     @classmethod
     def from_checkpoint(cls, path, map_location="cpu", trust: bool = False) -> ImageClassifier:
@@ -97,7 +99,9 @@ class ImageClassifier(L.LightningModule):
         checkpoint = read_checkpoint(path, trust=trust, mmap=True)
         hyper_parameters = checkpoint.get("hyper_parameters") or {}
         if "net" not in hyper_parameters or "state_dict" not in checkpoint:
-            raise CheckpointReadError(f"{path} is a PyTorch file, but not an imgcls checkpoint (no net, no state_dict)")
+            raise CheckpointReadError(
+                f"{path} is a PyTorch file, but not an imgcls checkpoint (no net, no state_dict)"
+            )
         net = dict(hyper_parameters["net"])
         if "load_weights" in inspect.signature(get_class(net["_target_"])).parameters:
             net["load_weights"] = False
@@ -119,10 +123,33 @@ class ImageClassifier(L.LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits for float images in [0, 1], shaped ``[N, C, H, W]``."""
+        return self.net(self._normalized(images))
+
+    def _normalized(self, images: torch.Tensor) -> torch.Tensor:
         images = (images - self.mean) / self.std
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        return self.net(images)
+        return images
+
+    def _logits(self, images: torch.Tensor, split: str, positions: torch.Tensor | None) -> torch.Tensor:
+        """Logits of a step's batch: through the feature cache while the backbone is frozen."""
+        if self.feature_cache is None or positions is None:
+            return self(images)
+        if not self.net.backbone_frozen:  # a gradual net's backbone trains now: its features change
+            self.feature_cache.clear()
+            return self(images)
+        return self.net.head(
+            self.feature_cache.lookup(split, positions, lambda pick: self._features(images[pick]))
+        )
+
+    @torch.no_grad()
+    def _features(self, images: torch.Tensor) -> torch.Tensor:
+        training = self.net.training
+        self.net.eval()  # the backbone's eval-mode features, the same every epoch
+        try:
+            return self.net.backbone_features(self._normalized(images))
+        finally:
+            self.net.train(training)
 
     def compile_net(self) -> None:
         """``compile=true``: torch.compile the net's forward in place (its state dict keeps its
@@ -138,13 +165,16 @@ class ImageClassifier(L.LightningModule):
         self.automatic_optimization = self.fused_steps == 1
 
     def training_step(self, batch, batch_idx):
-        # With MixUp/CutMix (data.augment) the loss takes the batch's soft targets; the
-        # training metrics always take the original labels.
-        images, labels, *targets = batch
+        # A third element is either MixUp/CutMix soft targets (data.augment), which the loss
+        # takes while the training metrics take the original labels, or, with the feature
+        # cache (which turns augmentation off), each sample's position, its key there.
+        images, labels, *extra = batch
         if not self.automatic_optimization:
             return self._grouped_training_steps(images, labels)
-        logits = self(images)
-        loss = self.criterion(logits, targets[0] if targets else labels)
+        positions = extra[0] if extra and self.feature_cache is not None else None
+        targets = extra[0] if extra and self.feature_cache is None else labels
+        logits = self._logits(images, "train", positions)
+        loss = self.criterion(logits, targets)
         self._keep_for_epoch_end(logits.detach(), labels, loss.detach() * len(labels))
         if self._logs_step_loss(self.global_step):
             self.log("train/loss_step", loss, prog_bar=True)
@@ -176,7 +206,13 @@ class ImageClassifier(L.LightningModule):
             for logger in self.loggers:
                 logger.log_metrics({"train/loss_step": value}, step=first + i)
         if logged:
-            self.log("train/loss_step", losses[logged[-1]], prog_bar=True, logger=False, batch_size=self.step_batch_size)
+            self.log(
+                "train/loss_step",
+                losses[logged[-1]],
+                prog_bar=True,
+                logger=False,
+                batch_size=self.step_batch_size,
+            )
 
     def _logs_step_loss(self, step: int) -> bool:
         """Whether optimizer step ``step`` (0-based) logs its loss: every log_every_n_steps-th."""
@@ -213,8 +249,8 @@ class ImageClassifier(L.LightningModule):
         self.train_metrics.reset()
 
     def validation_step(self, batch, batch_idx):
-        images, labels, _ = batch
-        logits = self(images)
+        images, labels, positions = batch
+        logits = self._logits(images, "val", positions)
         # sync_dist: under DDP the epoch's loss is the mean over every process's samples.
         self.log("val/loss", self.criterion(logits, labels), on_epoch=True, prog_bar=True, sync_dist=True)
         self.val_metrics.update(logits, labels)
@@ -231,8 +267,8 @@ class ImageClassifier(L.LightningModule):
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
         images, labels, positions = batch
-        logits = self(images).float()
         name = self.hparams.test_set_names[dataloader_idx]
+        logits = self._logits(images, name, positions).float()
         self._test_batches[name].append((logits, labels, positions, self._sample_losses(logits, labels)))
 
     def on_test_epoch_end(self):

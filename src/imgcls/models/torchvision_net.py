@@ -7,14 +7,7 @@ classifier for the data's class count, and takes its preprocessing from the weig
 mean/std (``input_normalization``, applied by the classifier) and their input size (images
 are resized on the device, in batches, inside ``forward``).
 
-Fine-tuning strategies (``finetune``):
-
-* ``full``: everything trains; ``backbone_lr_mult`` scales the backbone's learning rate;
-* ``frozen``: only the head trains; the backbone's BatchNorm layers stay in eval mode, so
-  their running statistics are those of the pretrained weights;
-* ``gradual``: ``frozen`` until epoch ``unfreeze_at_epoch``, then the backbone trains with
-  ``lr * backbone_lr_mult`` (the :class:`~imgcls.training.finetuning.GradualUnfreezing`
-  callback, which the net hands to Lightning through ``training_callbacks()``).
+Fine-tuning strategies (``full``, ``frozen``, ``gradual``): see :mod:`imgcls.models.finetuned_net`.
 """
 
 from __future__ import annotations
@@ -22,17 +15,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 import torchvision
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torchvision.models import WeightsEnum
 from torchvision.transforms import v2
 
-from imgcls.models.net_interface import ClassifierNet
+from imgcls.models.finetuned_net import FinetunedNet
 from imgcls.models.weights import pretrained_model, resolve_weights
 
-FINETUNE_STRATEGIES = ("full", "frozen", "gradual")
 # Input size of models trained from scratch: the ImageNet size every architecture accepts.
 SCRATCH_INPUT_SIZE = 224
 
@@ -95,7 +85,7 @@ def disable_aux_logits(model: nn.Module) -> None:
                 setattr(model, attribute, None)
 
 
-class TorchvisionNet(ClassifierNet):
+class TorchvisionNet(FinetunedNet):
     """A torchvision classification model with a new head and a fine-tuning strategy.
 
     Args:
@@ -136,15 +126,7 @@ class TorchvisionNet(ClassifierNet):
         input_size: int | Sequence[int] | None = None,
         builder_args: dict | None = None,
     ):
-        super().__init__()
-        if finetune not in FINETUNE_STRATEGIES:
-            raise ValueError(f"finetune={finetune!r}; choose one of {', '.join(FINETUNE_STRATEGIES)}")
-        if input_shape[0] not in (1, 3):
-            raise ValueError(f"{name} takes RGB or grayscale images, got {input_shape[0]} channels")
-        self.name = name
-        self.finetune = finetune
-        self.unfreeze_at_epoch = int(unfreeze_at_epoch)
-        self.backbone_lr_mult = float(backbone_lr_mult)
+        super().__init__(name, finetune, unfreeze_at_epoch, backbone_lr_mult, input_shape[0])
         self.weights = resolve_weights(name, weights, pretrained or bool(weights_path))
         self.model = self._build(name, weights_path if load_weights else None, load_weights, builder_args)
         disable_aux_logits(self.model)
@@ -164,9 +146,7 @@ class TorchvisionNet(ClassifierNet):
         size = [size] if isinstance(size, int) else list(size)
         self.input_size = (size[0], size[-1])
         self._normalization = (list(recipe.mean), list(recipe.std)) if recipe else None
-        self.backbone_frozen = False
-        if finetune in ("frozen", "gradual"):
-            self.set_backbone_trainable(False)
+        self.apply_finetune()
 
     def _build(self, name: str, weights_path: str | None, load_weights: bool, builder_args: dict | None):
         kwargs = dict(builder_args or {})
@@ -186,58 +166,6 @@ class TorchvisionNet(ClassifierNet):
             kwargs.setdefault("num_classes", len(self.weights.meta["categories"]))
         return torchvision.models.get_model(name, **kwargs)
 
-    # --- what the classifier and the trainer use -----------------------------------------
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if images.shape[1] == 1:  # grayscale data, RGB model
-            images = images.expand(-1, 3, -1, -1)
-        if tuple(images.shape[-2:]) != self.input_size:
-            images = F.interpolate(images, size=self.input_size, mode="bilinear", antialias=True)
-        return self.model(images)
-
-    def input_normalization(self) -> tuple[list[float], list[float]] | None:
-        """Pretrained weights expect their own normalization."""
-        return self._normalization
-
-    def parameter_groups(self, lr: float) -> list[dict]:
-        """Optimizer groups: the head at ``lr``; the backbone at ``lr * backbone_lr_mult``
-        when it trains (a ``gradual`` backbone joins later, see ``GradualUnfreezing``)."""
-        groups = [{"params": list(self.head.parameters()), "lr": lr, "name": "head"}]
-        if not self.backbone_frozen:
-            groups.insert(
-                0,
-                {"params": self.backbone_parameters(), "lr": lr * self.backbone_lr_mult, "name": "backbone"},
-            )
-        return groups
-
-    def training_callbacks(self) -> list:
-        if self.finetune != "gradual":
-            return []
-        from imgcls.training.finetuning import GradualUnfreezing
-
-        return [GradualUnfreezing(self.unfreeze_at_epoch, self.backbone_lr_mult)]
-
     def photo_transform(self) -> v2.Compose:
         """Preprocessing for whole photos (predict): the weights' resize and center crop."""
         return preprocess_for(self.weights, self.input_size)
-
-    # --- freezing ------------------------------------------------------------------------
-    def backbone_parameters(self) -> list[nn.Parameter]:
-        head = {id(p) for p in self.head.parameters()}
-        return [p for p in self.model.parameters() if id(p) not in head]
-
-    def set_backbone_trainable(self, trainable: bool) -> None:
-        for parameter in self.backbone_parameters():
-            parameter.requires_grad_(trainable)
-        self.backbone_frozen = not trainable
-        self.train(self.training)
-
-    def train(self, mode: bool = True):
-        """A frozen backbone keeps its BatchNorm layers in eval mode: they normalize with the
-        pretrained running statistics and do not update them."""
-        super().train(mode)
-        if mode and self.backbone_frozen:
-            head = {id(m) for m in self.head.modules()}
-            for module in self.model.modules():
-                if isinstance(module, _BatchNorm) and id(module) not in head:
-                    module.eval()
-        return self

@@ -36,7 +36,9 @@ def train(cfg: DictConfig, extra_callbacks=()) -> float | None:
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("resume") and (done := finished_record(run_dir)):
-        console.info(f"Run {run_dir} already finished ({done.get('epochs_trained')} epochs): nothing to resume.")
+        console.info(
+            f"Run {run_dir} already finished ({done.get('epochs_trained')} epochs): nothing to resume."
+        )
         return (done.get("best") or {}).get(cfg.monitor.metric)
     started = time.time()
     interrupt = SaveOnInterrupt()
@@ -151,13 +153,15 @@ def build_trainer(cfg: DictConfig, callbacks=(), **trainer_overrides):
     return trainer
 
 
-def configure_steps(cfg: DictConfig, trainer, model, datamodule, callback_configs=None) -> int:
-    """Resolve ``fused_steps`` for this trainer and hand it to the loader and the model."""
+def configure_steps(cfg: DictConfig, trainer, model, datamodule, callback_configs=None, fixed=None) -> int:
+    """Resolve ``fused_steps`` (``fixed``: this count instead) for this trainer and hand it to the
+    loader and the model."""
     from imgcls.training import fused_steps, tuning
 
     batch_bytes = datamodule.batch_size * math.prod(datamodule.input_shape)  # uint8 images
+    setting = fixed if fixed is not None else cfg.get("fused_steps", 1)
     steps = fused_steps.resolve_fused_steps(
-        cfg.get("fused_steps", 1), trainer, batch_bytes, callback_configs, tuning.requested(cfg)
+        setting, trainer, batch_bytes, callback_configs, tuning.requested(cfg)
     )
     fused_steps.configure(trainer, model, datamodule, steps)
     return steps
@@ -168,6 +172,7 @@ def compose(cfg: DictConfig, extra_callbacks=()):
     callback (every epoch's validation metrics) and what ``auto`` settings resolved to."""
     import lightning as L
 
+    from imgcls.models.feature_cache import configure_feature_cache
     from imgcls.training.cuda_probe import use_cached_probe_without_driver
     from imgcls.training.epoch_log import EpochLog
     from imgcls.training.history import MetricsHistory
@@ -189,7 +194,13 @@ def compose(cfg: DictConfig, extra_callbacks=()):
     trainer = build_trainer(
         cfg, [*callbacks, history, RngState(), EpochLog(cfg.monitor.metric), resume, *extra_callbacks]
     )
-    steps = configure_steps(cfg, trainer, model, datamodule, configs)
+    cache_features = configure_feature_cache(cfg.model.get("cache_features"), model, datamodule)
+    if cache_features and cfg.get("fused_steps", 1) not in ("auto", 1):
+        raise ConfigError(
+            f"fused_steps={cfg.fused_steps} and the feature cache (model.cache_features) do not combine: "
+            "set fused_steps=1 or auto, or model.cache_features=false"
+        )
+    steps = configure_steps(cfg, trainer, model, datamodule, configs, fixed=1 if cache_features else None)
     resolved = {
         "precision": str(trainer.precision),
         "accelerator": type(trainer.accelerator).__name__,
@@ -198,6 +209,7 @@ def compose(cfg: DictConfig, extra_callbacks=()):
         "resident_data": datamodule.trains_resident(trainer.strategy.root_device),
         "channels_last": bool(model.channels_last),
         "compile": bool(cfg.get("compile", False)),
+        "cache_features": cache_features,
     }
     return datamodule, model, trainer, history, resolved
 
