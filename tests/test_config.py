@@ -26,8 +26,9 @@ def group_options():
 @pytest.mark.e2e
 @pytest.mark.parametrize(("group", "option"), list(group_options()))
 def test_every_group_option_composes(group, option, tmp_path):
-    # model=torchvision is the generic one: the user names the model.
-    named = ["model.name=resnet18"] if (group, option) == ("model", "torchvision") else []
+    # model=torchvision and model=timm are the generic ones: the user names the model.
+    names = {("model", "torchvision"): "resnet18", ("model", "timm"): "resnet10t"}
+    named = [f"model.name={names[group, option]}"] if (group, option) in names else []
     cfg = compose_config(f"{group}={option}", *named, output_dir=tmp_path)
     # Everything but values the user must supply resolves.
     missing = OmegaConf.missing_keys(cfg)

@@ -110,7 +110,7 @@ def test_evaluate_reports_tta_next_to_the_plain_figures(tmp_path_factory, tmp_pa
         cfg = compose("evaluate", overrides=[f"ckpt_path='{ckpt}'", f"output_dir={tmp_path}", "tta=flip"])
     report = evaluate(cfg).read_text()
     printed = capsys.readouterr().out
-    assert "test with tta=flip: acc" in printed and "test (" in printed
+    assert "With test-time augmentation (tta=flip):" in printed and printed.count("| test set") == 2
     assert "tta=flip on test: acc" in report and "(plain " in report
     # The report's own figures stay the plain pass's: the run's report has the same numbers.
     ours = json.loads((tmp_path / "evaluation.json").read_text())

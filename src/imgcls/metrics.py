@@ -157,9 +157,12 @@ class Predictions:
         return self.sample_paths[position] if self.sample_paths is not None else str(position)
 
     def sample_caption(self, row: int) -> str:
-        """A short name for figures: the file name, or ``#<position>``."""
+        """A short name for figures: the file name (escaped where it is not valid UTF-8), or
+        ``#<position>``."""
+        from imgcls.display import display_name
+
         position = int(self.indices[row])
-        return Path(self.sample_paths[position]).name if self.sample_paths is not None else f"#{position}"
+        return display_name(Path(self.sample_paths[position]).name) if self.sample_paths is not None else f"#{position}"
 
     @property
     def calibrated(self) -> bool:

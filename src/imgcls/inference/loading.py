@@ -63,7 +63,7 @@ def load_inference_model(spec: str, trust_checkpoint: bool = False, calibrated: 
     if Path(spec).suffix in CHECKPOINT_SUFFIXES:
         return from_checkpoint(spec, trust=trust_checkpoint, calibrated=calibrated)
     if Path(spec).suffix in ONNX_SUFFIXES:
-        return from_onnx(spec)
+        return from_onnx(spec, calibrated)
     name, _, weights = spec.partition(":")
     if Path(weights).suffix in STATE_DICT_SUFFIXES or "/" in weights:
         return from_state_dict(name, weights)
@@ -113,8 +113,9 @@ class OnnxNet(nn.Module):
         return torch.from_numpy(logits)
 
 
-def from_onnx(path: str | Path) -> InferenceModel:
-    """An ONNX file written by export.py: its metadata names the classes and the input shape."""
+def from_onnx(path: str | Path, calibrated: bool = True) -> InferenceModel:
+    """An ONNX file written by export.py: its metadata names the classes, the input shape and
+    the temperature (used unless ``calibrated`` is false)."""
     from imgcls.inference.onnx_export import read_metadata
 
     path = Path(path)
@@ -133,6 +134,7 @@ def from_onnx(path: str | Path) -> InferenceModel:
         preprocess=preprocess,
         input_shape=(channels, height, width),
         weights_file=path,
+        temperature=metadata["temperature"] if calibrated else 1.0,
     )
 
 

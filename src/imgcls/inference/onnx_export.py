@@ -12,6 +12,9 @@ INPUT_NAME, OUTPUT_NAME = "images", "logits"
 # output without the checkpoint. Normalization is applied inside the model; it is recorded
 # so that a reader knows which statistics it bakes in.
 METADATA_KEYS = ("imgcls.class_names", "imgcls.input_shape", "imgcls.input_range", "imgcls.mean", "imgcls.std")
+# The checkpoint's temperature (training/temperature.py): calibrated probabilities are
+# softmax(logits / temperature). Files exported before it had none: 1.
+TEMPERATURE_KEY = "imgcls.temperature"
 
 
 def export_onnx(
@@ -37,9 +40,9 @@ def export_onnx(
     return path
 
 
-def write_metadata(path: str | Path, class_names, input_shape, mean, std) -> None:
-    """Store class names, input shape ``[C, H, W]``, input range and normalization in the
-    ONNX file's ``metadata_props``; the file is replaced whole."""
+def write_metadata(path: str | Path, class_names, input_shape, mean, std, temperature: float = 1.0) -> None:
+    """Store class names, input shape ``[C, H, W]``, input range, normalization and the
+    temperature in the ONNX file's ``metadata_props``; the file is replaced whole."""
     import json
     import os
 
@@ -50,7 +53,8 @@ def write_metadata(path: str | Path, class_names, input_shape, mean, std) -> Non
     path = Path(path)
     model = onnx.load(str(path))
     values = [list(class_names), [int(v) for v in input_shape], [0.0, 1.0], list(map(float, mean)), list(map(float, std))]
-    onnx.helper.set_model_props(model, {key: json.dumps(value) for key, value in zip(METADATA_KEYS, values, strict=True)})
+    props = {key: json.dumps(value) for key, value in zip(METADATA_KEYS, values, strict=True)}
+    onnx.helper.set_model_props(model, {**props, TEMPERATURE_KEY: json.dumps(float(temperature))})
     temporary = temporary_path(path)
     try:
         onnx.save(model, str(temporary))
@@ -71,7 +75,9 @@ def read_metadata(path: str | Path) -> dict:
     missing = [key for key in METADATA_KEYS if key not in props]
     if missing:
         raise ValueError(f"{path}: no {', '.join(missing)} in its metadata; export it again with export.py")
-    return {key.removeprefix("imgcls."): json.loads(props[key]) for key in METADATA_KEYS}
+    metadata = {key.removeprefix("imgcls."): json.loads(props[key]) for key in METADATA_KEYS}
+    metadata["temperature"] = float(json.loads(props.get(TEMPERATURE_KEY, "1.0")))
+    return metadata
 
 
 def onnx_logits(path: str | Path, images: np.ndarray) -> np.ndarray:
@@ -98,7 +104,8 @@ def export_checkpoint(cfg) -> Path:
     input_shape = list(model.hparams.input_shape)
     output = Path(cfg.output) if cfg.output else ckpt.with_suffix(".onnx")
     export_onnx(model, input_shape, output, cfg.opset, cfg.dynamo)
-    write_metadata(output, model.class_names, input_shape, model.mean.flatten().tolist(), model.std.flatten().tolist())
+    mean, std = model.mean.flatten().tolist(), model.std.flatten().tolist()
+    write_metadata(output, model.class_names, input_shape, mean, std, float(model.temperature))
     if cfg.check:
         generator = torch.Generator().manual_seed(0)
         for batch in (1, 7):

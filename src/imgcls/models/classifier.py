@@ -325,11 +325,14 @@ class ImageClassifier(L.LightningModule):
     def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):
         """Probabilities of a batch. Evaluation batches, ``(images, labels, positions)``, are
         also kept as :attr:`predicted` (the same per-sample results as the test pass)."""
-        images = batch[0] if isinstance(batch, list | tuple) else batch
-        logits = self(images).float()
-        if isinstance(batch, list | tuple) and len(batch) == 3:
-            _, labels, positions = batch
-            self._predict_batches.append((logits, labels, positions, self._sample_losses(logits, labels)))
+        if not (isinstance(batch, list | tuple) and len(batch) == 3):
+            images = batch[0] if isinstance(batch, list | tuple) else batch
+            return self.probabilities(self(images).float())
+        images, labels, positions = batch
+        # A split of the data module (training/split_predictions.py): through the feature cache.
+        split = getattr(self.trainer.datamodule, "predict_split", None)
+        logits = self._logits(images, split, positions).float()
+        self._predict_batches.append((logits, labels, positions, self._sample_losses(logits, labels)))
         return self.probabilities(logits)
 
     def on_predict_epoch_end(self):

@@ -117,7 +117,7 @@ def plot_confused_pair_examples(predictions, pairs: list[tuple[int, int]], title
         ax.axis("off")
         ax.text(0.5, 0.5, "no images" if pairs else "no mistakes", ha="center", va="center")
         return fig
-    names, labels, predicted = predictions.class_names, predictions.labels, predictions.predicted
+    names, labels, predicted = display_names(predictions.class_names), predictions.labels, predictions.predicted
     order = np.argsort(-predictions.confidence, kind="stable")  # each pick: the most confident row
 
     def first(mask):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from imgcls.display import display_name, display_names
 from imgcls.metrics import TOP_K, Predictions
 
 PREDICTIONS_FILE = "predictions.csv"
@@ -24,11 +25,11 @@ def sample_ids(predictions: Predictions) -> list:
     """Each row's sample: its file path, or its position (an integer) in the split."""
     if predictions.sample_paths is None:
         return [int(position) for position in predictions.indices]
-    return [predictions.sample_id(row) for row in range(len(predictions.labels))]
+    return [display_name(predictions.sample_id(row)) for row in range(len(predictions.labels))]
 
 
 def predictions_table(predictions: Predictions, top_k: int = TOP_K) -> pd.DataFrame:
-    names = np.asarray(predictions.class_names, dtype=object)
+    names = np.asarray(display_names(predictions.class_names), dtype=object)
     probabilities = predictions.probabilities
     k = min(top_k, probabilities.shape[1])
     top = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from imgcls.display import display_name, display_names
 from imgcls.metrics import Predictions
 from imgcls.reports.error_gallery import plot_sample_grid
 from imgcls.reports.predictions_table import sample_column
@@ -35,10 +36,10 @@ def suspect_table(found: list[tuple[Predictions, int]]) -> pd.DataFrame:
     columns = ["split", "path", "given_label", "predicted_label", "probability", "loss"]
     rows = []
     for predictions, row in found:
-        names = predictions.class_names
+        names = display_names(predictions.class_names)
         rows.append({
             "split": predictions.split,
-            sample_column(predictions): predictions.sample_id(row)
+            sample_column(predictions): display_name(predictions.sample_id(row))
             if predictions.sample_paths is not None
             else int(predictions.indices[row]),
             "given_label": names[predictions.labels[row]],
