@@ -96,8 +96,9 @@ def test_missing_required_value_fails_before_data_is_loaded(tmp_path, monkeypatc
     ("override", "valid"),
     [
         ("model=resnet_9000", ["cnn", "mlp", "logreg"]),
-        ("data=imagenet_22k", ["digits"]),
-        ("optimizer=lion", ["adam", "sgd"]),
+        # The same message path for every group: one subprocess in the default suite.
+        pytest.param("data=imagenet_22k", ["digits"], marks=pytest.mark.slow),
+        pytest.param("optimizer=lion", ["adam", "sgd"], marks=pytest.mark.slow),
     ],
 )
 def test_unknown_names_list_the_valid_ones(override, valid, tmp_path):

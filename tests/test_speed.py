@@ -121,7 +121,7 @@ def test_channels_last_trains_to_the_same_numbers(tmp_path):
     assert history["train/acc"].dropna().size == 3
 
 
-@pytest.mark.e2e
+@pytest.mark.slow  # 8 s; channels_last keeps the precision plumbing in the default suite
 def test_bf16_mixed_precision_stays_close_to_fp32(tmp_path):
     # bf16 rounds differently, so runs drift apart mid-training (and may pick another best
     # epoch): compare the trained models on the test set.
@@ -131,7 +131,7 @@ def test_bf16_mixed_precision_stays_close_to_fp32(tmp_path):
     _assert_close(plain, bf16, loss_tol=0.05, acc_tol=0.03, splits=("test",))
 
 
-@pytest.mark.e2e
+@pytest.mark.slow  # 13 s of compiling; compile is opt-in
 def test_compile_true_trains_an_epoch_of_the_demo_net(tmp_path):
     """compile=true compiles the net's forward only: metric updates and logging stay eager
     (tracing them failed inside torchmetrics)."""
