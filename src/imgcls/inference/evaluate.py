@@ -93,22 +93,14 @@ def evaluate(cfg: DictConfig) -> Path:
         )
     finally:
         tensorboard.close()
+    from imgcls.reports.tables import headline_table
+
     images = {name: len(p.labels) for name, p in model.test_predictions.items()}
     print(headline_table(model.test_results, images))
     if tta_results:
         print(f"\nWith test-time augmentation (tta={tta}):\n{headline_table(tta_results, images)}")
     print(f"\nReport: {report}\nTensorBoard: tensorboard --logdir {out_dir / 'tensorboard'}")
     return report
-
-
-def headline_table(results: dict[str, dict[str, float]], images: dict[str, int]) -> str:
-    """One row per test set: its image count and headline metrics (imgcls.metrics.split_metrics)."""
-    import pandas as pd
-
-    from imgcls.reports.tables import to_markdown
-
-    rows = [{"test set": name, "images": images.get(name), **metrics} for name, metrics in results.items()]
-    return to_markdown(pd.DataFrame(rows))
 
 
 def _tta_results(trainer, model, datamodule, tta: str) -> dict[str, dict[str, float]]:

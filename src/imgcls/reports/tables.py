@@ -17,3 +17,10 @@ def to_markdown(table: pd.DataFrame) -> str:
         return str(value).replace("\n", " ").replace("|", "\\|")  # one table row per record
 
     return table.map(cell).to_markdown(index=False, disable_numparse=True)
+
+
+def headline_table(results: dict[str, dict[str, float]], images: dict[str, int]) -> str:
+    """One row per test set: its image count and headline metrics (imgcls.metrics.split_metrics),
+    as train.py and evaluate.py print them."""
+    rows = [{"test set": name, "images": images.get(name), **metrics} for name, metrics in results.items()]
+    return to_markdown(pd.DataFrame(rows))

@@ -267,7 +267,13 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
         calibration = calibrate(trainer, model, datamodule, best_path or None, weights_only=not trust)
     if cfg.test:
         ckpt = best_path or (None if cfg.train else cfg.get("ckpt_path"))
-        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=not trust)
+        # Not Lightning's own table (float32, box drawing): the float64 one below, as metrics.json.
+        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=not trust, verbose=False)
+        if trainer.is_global_zero:
+            from imgcls.reports.tables import headline_table
+
+            images = {name: len(p.labels) for name, p in model.test_predictions.items()}
+            console.info("Test:\n" + headline_table(model.test_results, images))
         if calibration is not None:
             from imgcls.training.temperature import ece_before_after
 
