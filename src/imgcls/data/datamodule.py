@@ -13,8 +13,8 @@ from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampl
 from imgcls.data.arrays import ImageArrays, WithIndex, keep_batch
 from imgcls.data.augment import BatchAugment, StepBatches, to_unit_float
 from imgcls.data.evaluation_order import EvaluationOrder
-from imgcls.data.resident import ResidentBatches, resident_device
 from imgcls.data.mixing import MIXING_KEYS, BatchMixing
+from imgcls.data.resident import ResidentBatches, resident_device
 
 # Mean/std are estimated from at most this many training images: enough for 3 decimals.
 _STATS_SAMPLE = 10_000
