@@ -117,7 +117,9 @@ def print_config_tree(
     for key in keys:
         value = cfg[key]
         text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
-        tree.add(f"[bold]{key}[/bold]").add(Syntax(text.rstrip(), "yaml", background_color="default"))
+        # word_wrap: redirected to a file the console is 80 columns wide, and long paths must wrap, not be cut.
+        syntax = Syntax(text.rstrip(), "yaml", background_color="default", word_wrap=True)
+        tree.add(f"[bold]{key}[/bold]").add(syntax)
     rich_print(tree)
 
 
