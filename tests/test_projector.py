@@ -31,6 +31,7 @@ def run_dir(tmp_path_factory):
     return trained_digits_run(tmp_path_factory.getbasetemp() / "digits_run")
 
 
+@pytest.mark.e2e
 def test_training_run_writes_a_projector_that_loads(run_dir):
     log_dir = run_dir / "tensorboard"
     embedding = _projector(log_dir)["projector/test"]
@@ -56,6 +57,7 @@ def test_training_run_writes_a_projector_that_loads(run_dir):
     assert f"`tensorboard --logdir {log_dir}`, then the Projector tab" in report
 
 
+@pytest.mark.e2e
 def test_evaluate_limits_the_projector_to_max_images(run_dir, tmp_path):
     from imgcls.inference.evaluate import evaluate
 
