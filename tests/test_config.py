@@ -205,3 +205,16 @@ def test_the_monitored_metric_follows_the_data_unless_set(overrides, monitor):
     cfg = compose_config(*overrides)
     assert (cfg.monitor.metric, cfg.monitor.mode) == monitor
     assert cfg.callbacks.model_checkpoint.monitor == monitor[0]
+
+
+def test_printed_config_keeps_long_values_whole_when_redirected(capsys):
+    # Redirected to a file, rich's console is 80 columns wide: a run directory's path must
+    # wrap, not be cut (a cut path names a directory that does not exist).
+    from omegaconf import OmegaConf
+
+    from imgcls.config import print_config_tree
+
+    path = "/tmp/outputs/digits_cnn/runs/2026-12-02_00-21-58-100852-31797_experiment-digits_cnn"
+    print_config_tree(OmegaConf.create({"paths": {"output_dir": path}}))
+    printed = "".join(line.strip(" │└├─") for line in capsys.readouterr().out.splitlines())
+    assert path in printed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 
@@ -116,7 +117,9 @@ def print_config_tree(
     for key in keys:
         value = cfg[key]
         text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
-        tree.add(f"[bold]{key}[/bold]").add(Syntax(text.rstrip(), "yaml", background_color="default"))
+        # word_wrap: redirected to a file the console is 80 columns wide, and long paths must wrap, not be cut.
+        syntax = Syntax(text.rstrip(), "yaml", background_color="default", word_wrap=True)
+        tree.add(f"[bold]{key}[/bold]").add(syntax)
     rich_print(tree)
 
 
@@ -136,8 +139,27 @@ _TYPED_VALUES = (
     ("cam.correct", int, 0),
     ("confusion_classes", int, 1),
     ("confused_pair_examples", int, 0),
+    ("projector.max_images", int, 1),
+    ("projector.thumbnail_size", int, 1),
 )
 MONITORABLE = ("val/loss", "val/acc", "val/precision", "val/recall", "val/f1", "val/top5", "val/kappa")
+
+
+# TensorBoard's projector refuses a sprite (every thumbnail on one square image) larger than this a side.
+MAX_SPRITE_SIDE = 8192
+
+
+def check_projector(projector) -> None:
+    """Refuse, before any data is read, projector settings whose sprite TensorBoard could not show."""
+    if not projector or not projector.get("enabled", False):
+        return
+    images, size = int(projector.max_images), int(projector.thumbnail_size)
+    side = math.ceil(math.sqrt(images)) * size
+    if side > MAX_SPRITE_SIDE:
+        raise ConfigError(
+            f"projector: {images} thumbnails of {size} px make a {side} px sprite, above TensorBoard's "
+            f"{MAX_SPRITE_SIDE}; lower projector.max_images or projector.thumbnail_size"
+        )
 
 
 def check_values(cfg: DictConfig) -> None:
@@ -161,6 +183,7 @@ def check_values(cfg: DictConfig) -> None:
     if channels is not None and channels not in (1, 3):
         raise ConfigError(f"data.channels={channels!r} must be 1 (grayscale) or 3 (RGB)")
     check_augment(OmegaConf.select(cfg, "data.augment", default=None))
+    check_projector(cfg.get("projector"))
     monitor = OmegaConf.select(cfg, "monitor.metric", default=None)
     if monitor is not None and monitor not in MONITORABLE:
         raise ConfigError(f"monitor.metric={monitor!r} is not a validation metric; choose one of {', '.join(MONITORABLE)}")

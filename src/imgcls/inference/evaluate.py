@@ -7,7 +7,7 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from imgcls.config import ConfigError
+from imgcls.config import ConfigError, check_projector
 from imgcls.errors import MissingFileError
 
 RUN_CONFIG = Path(".hydra") / "config.yaml"
@@ -39,6 +39,7 @@ def evaluate(cfg: DictConfig) -> Path:
 
     console.silence_library_noise()
     tta = check_mode(cfg.get("tta"))
+    check_projector(cfg.get("projector"))
     ckpt = Path(cfg.ckpt_path)
     run_dir = find_run_dir(ckpt)
     data_cfg = cfg.get("data") or _run_data_config(ckpt, run_dir)
@@ -85,6 +86,7 @@ def evaluate(cfg: DictConfig) -> Path:
             gallery_size=cfg.gallery_size,
             confused_pairs_top=cfg.confused_pairs,
             cam=cfg.get("cam"),
+            projector=cfg.get("projector"),
             confusion_classes=cfg.confusion_classes,
             confused_pair_examples=cfg.confused_pair_examples,
             title=f"Evaluation of {ckpt.name} ({precision})",

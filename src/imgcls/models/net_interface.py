@@ -29,6 +29,11 @@ class ClassifierNet(nn.Module):
         """The feature map Grad-CAM explains; None: the last convolutional stage (models/grad_cam.py)."""
         return None
 
+    def embedding_layer(self) -> nn.Module | None:
+        """The final classifier layer, whose input is the image's embedding (the projector's
+        points); None: the net's last ``nn.Linear`` (models/embeddings.py)."""
+        return None
+
 
 _PLAIN = ClassifierNet()
 

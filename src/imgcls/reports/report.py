@@ -282,12 +282,19 @@ def with_images(predictions: Predictions, datamodule) -> Predictions:
 
 
 def write_evaluation_report(
-    model, datamodule, out_dir: str | Path, warnings: Sequence[str] = (), cam: Mapping | None = None, **kwargs
+    model,
+    datamodule,
+    out_dir: str | Path,
+    warnings: Sequence[str] = (),
+    cam: Mapping | None = None,
+    projector: Mapping | None = None,
+    **kwargs,
 ) -> Path:
     """The report of ``model``'s last test pass (``trainer.test``) over ``datamodule``'s test
     sets: the same predictions and metrics the test pass logged; ``warnings`` (the run's data
     warnings) are shown at its top. ``cam`` (the ``cam`` config: ``mistakes``, ``correct``,
-    ``target_layer``) adds Grad-CAM overlays."""
+    ``target_layer``) adds Grad-CAM overlays; ``projector`` (``enabled``, ``max_images``,
+    ``thumbnail_size``) TensorBoard's embedding projector."""
     predictions = [with_images(p, datamodule) for p in model.test_predictions.values()]
     if cam and (cam.get("mistakes") or cam.get("correct")):
         from functools import partial
@@ -302,6 +309,18 @@ def write_evaluation_report(
             target_layer=cam.get("target_layer"),
         )
         kwargs["split_sections"] = [*kwargs.get("split_sections", ()), explain]
+    if projector and projector.get("enabled", False):
+        from functools import partial
+
+        from imgcls.reports.projector import projector_section
+
+        project = partial(
+            projector_section,
+            model,
+            max_images=int(projector.get("max_images")),
+            thumbnail_size=int(projector.get("thumbnail_size")),
+        )
+        kwargs["split_sections"] = [*kwargs.get("split_sections", ()), project]
     kwargs.setdefault("ordinal", bool(getattr(datamodule, "ordinal", False)))
     notes = list(kwargs.pop("notes", ()))  # the caller's (e.g. evaluate's TTA figures) after this one
     if datamodule.overlaps:  # accepted with data.allow_overlap=true
@@ -316,7 +335,14 @@ def write_evaluation_report(
 
 
 def write_run_report(
-    model, datamodule, run_dir: Path, loggers=(), global_step: int = 0, cam: Mapping | None = None, **options
+    model,
+    datamodule,
+    run_dir: Path,
+    loggers=(),
+    global_step: int = 0,
+    cam: Mapping | None = None,
+    projector: Mapping | None = None,
+    **options,
 ) -> str | None:
     """The report a training run writes at its end, into ``<run_dir>/report``, figures to TensorBoard too.
 
@@ -338,6 +364,7 @@ def write_run_report(
             tensorboard=tensorboard,
             global_step=global_step,
             cam=cam,
+            projector=projector,
             **options,
         )
     except Exception:  # noqa: BLE001 - reported, and the run's results stay valid

@@ -313,6 +313,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
             warnings=_data_warnings(trainer),
             **label_check,
             cam=cfg.get("cam"),
+            projector=cfg.get("projector"),
             **{key: cfg[key] for key in ("confusion_classes", "confused_pair_examples") if key in cfg},
         )
 
