@@ -20,7 +20,9 @@ def test_hparams_lead_with_model_optimizer_lr_batch_size_epochs_and_data():
     params = hparams_from_config(compose_config("model=cnn", "optimizer=sgd", "optimizer.lr=0.05"))
     assert list(params)[: len(FIRST)] == FIRST
     assert [params[key] for key in FIRST] == ["cnn", "SGD", 0.05, 64, 20, "DigitsDataModule"]
-    assert "optimizer.weight_decay" in params and "seed" in params  # the rest follows
+    assert "optimizer.weight_decay" not in params and "seed" not in params  # in resolved.yaml
+    swept = hparams_from_config(compose_config("optimizer.weight_decay=0.1"), swept=["optimizer.weight_decay"])
+    assert list(swept)[len(FIRST):] == ["optimizer.weight_decay"] and swept["optimizer.weight_decay"] == 0.1
 
 
 def _differential_run():

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
@@ -20,8 +21,10 @@ HPARAM_GROUPS = (
 )
 
 
-# The HPARAMS tab's first columns, in this order: what tells runs apart at a glance. Then
-# every other value, as HPARAM_GROUPS lists them.
+# The HPARAMS tab's columns: what tells runs apart at a glance, plus what a sweep varies and
+# what the run derived. TensorBoard lists hyper-parameters by name and ticks the first five,
+# so a tab of every config value would show data.augment.* first; the full experiment is in
+# the run's resolved.yaml and .hydra/config.yaml.
 LEADING = (
     "model.name",
     "optimizer",
@@ -34,9 +37,12 @@ LEADING = (
 )
 
 
-def hparams_from_config(cfg: DictConfig, computed: Mapping[str, object] | None = None) -> dict[str, object]:
-    """The experiment's values, flat, the leading ones first; ``computed``: values the run
-    derived (each optimizer group's learning rate, the class weights ``balanced`` gave)."""
+def hparams_from_config(
+    cfg: DictConfig, computed: Mapping[str, object] | None = None, swept: Sequence[str] = ()
+) -> dict[str, object]:
+    """The experiment's headline values (:data:`LEADING`), then the keys a sweep varies
+    (``swept``), then ``computed``: values the run derived (each optimizer group's learning
+    rate, the class weights ``balanced`` gave)."""
     flat: dict[str, object] = {}
     for key in HPARAM_GROUPS:
         value = OmegaConf.select(cfg, key)
@@ -50,15 +56,18 @@ def hparams_from_config(cfg: DictConfig, computed: Mapping[str, object] | None =
         if target:
             flat[group] = str(target).rsplit(".", 1)[-1]
     flat.update(computed or {})
-    leading = {key: flat.pop(key) for key in LEADING if key in flat}
-    return {**leading, **flat}
+    shown = {key: flat[key] for key in (*LEADING, *swept) if key in flat}
+    return {**shown, **(computed or {})}
 
 
 def log_final_hparams(
     loggers, cfg: DictConfig, metrics: Mapping[str, float], computed: Mapping[str, object] | None = None
 ) -> None:
     """Write the experiment's hyper-parameters with its final metrics as ``hp/<split>_<name>``."""
-    params = hparams_from_config(cfg, computed)
+    from imgcls.config import SWEPT_KEYS_ENV
+
+    swept = [key for key in os.environ.get(SWEPT_KEYS_ENV, "").split(",") if key]
+    params = hparams_from_config(cfg, computed, swept)
     final = {f"hp/{key.replace('/', '_')}": float(value) for key, value in metrics.items()}
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger) and final:
