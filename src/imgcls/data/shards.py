@@ -42,7 +42,9 @@ def _description_sample(_: int, text: str) -> str:
     return text
 
 
-def write_shards(datamodule: ImageDataModule, output_dir: str, chunk_bytes: str = "64MB", workers: int = 1) -> dict:
+def write_shards(
+    datamodule: ImageDataModule, output_dir: str, chunk_bytes: str = "64MB", workers: int = 1
+) -> dict:
     """Write every split of ``datamodule`` (set up here) under ``output_dir``; returns the
     description. Samples keep their split's order (``keep_data_ordered``)."""
     from litdata import optimize
@@ -69,7 +71,9 @@ def write_shards(datamodule: ImageDataModule, output_dir: str, chunk_bytes: str 
     # fork: the workers inherit the loaded splits; spawned ones re-import torch and unpickle
     # them (about 16 s a split here, on Linux). Nothing on an accelerator is set up by now.
     start = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-    common = dict(mode="overwrite", reorder_files=False, keep_data_ordered=True, verbose=False, start_method=start)
+    common = dict(
+        mode="overwrite", reorder_files=False, keep_data_ordered=True, verbose=False, start_method=start
+    )
     for name, data in splits.items():
         if len(data):  # an empty split (no test set) is described by its count alone
             optimize(
@@ -135,7 +139,9 @@ class _NoPickle:
         raise TypeError("imgcls shards hold tensors and integers only")
 
     def deserialize(self, data: bytes):
-        raise ValueError("these shards hold pickled samples, which imgcls does not load (they could run code)")
+        raise ValueError(
+            "these shards hold pickled samples, which imgcls does not load (they could run code)"
+        )
 
     def can_serialize(self, item) -> bool:
         return False
@@ -198,13 +204,22 @@ class ShardDataModule(ImageDataModule):
     train loader's ``state_dict``), so a resume continues mid-epoch where it stopped."""
 
     def __init__(
-        self, input_dir: str, cache_dir: str | None = None, max_cache_size: str = "100GB", ordinal=None, **kwargs
+        self,
+        input_dir: str,
+        cache_dir: str | None = None,
+        max_cache_size: str = "100GB",
+        ordinal=None,
+        **kwargs,
     ):
         sampler = kwargs.get("sampler", "random")
         if sampler != "random":
-            raise ValueError(f"data=stream: data.sampler={sampler!r} is not supported, the stream draws in chunk order")
+            raise ValueError(
+                f"data=stream: data.sampler={sampler!r} is not supported, the stream draws in chunk order"
+            )
         if kwargs.get("resident") not in (None, "auto", False):
-            raise ValueError("data=stream: data.resident must be auto or false; a stream is not held in memory")
+            raise ValueError(
+                "data=stream: data.resident must be auto or false; a stream is not held in memory"
+            )
         super().__init__(**{**kwargs, "resident": False})
         self.input_dir = str(input_dir).rstrip("/")
         self.cache_dir, self.max_cache_size = cache_dir, max_cache_size
@@ -293,7 +308,10 @@ class ShardDataModule(ImageDataModule):
 
     def _dataset(self, split: str, **options):
         return streaming_dataset(
-            f"{self.input_dir}/{split}", cache_dir=self.cache_dir, max_cache_size=self.max_cache_size, **options
+            f"{self.input_dir}/{split}",
+            cache_dir=self.cache_dir,
+            max_cache_size=self.max_cache_size,
+            **options,
         )
 
     def _in_memory(self, split: str, samples: int, shape: list[int]) -> ImageArrays:
