@@ -28,7 +28,7 @@ from imgcls.errors import UserError
 from imgcls.temp_files import remove_stale, stale_temporaries, temporary_path, temporary_target
 
 # Bump when the decoded pixels would change for the same files (e.g. a new resize method).
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: large JPEGs decoded at reduced scale (image_io.reduced_jpeg_decode)
 
 
 @dataclass(frozen=True)
