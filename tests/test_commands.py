@@ -51,3 +51,19 @@ def test_other_commands_compose_their_configs_from_any_directory(command, args, 
     result = _call(_entry_points()[command], "--cfg", "job", *args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "ckpt_path: x.ckpt" in result.stdout
+
+
+def test_train_help_imports_neither_torch_nor_lightning():
+    # A second or more of start-up each (bench_startup.py): --help only lists the config groups.
+    probe = (
+        "import runpy, sys\n"
+        "sys.argv = ['train.py', '--help']\n"
+        "try:\n"
+        "    runpy.run_path('train.py', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('heavy:', sorted(m for m in ('torch', 'lightning') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    assert "== Config groups" in result.stdout or "Powered by Hydra" in result.stdout
+    assert "heavy: []" in result.stdout, result.stdout[-500:]

@@ -21,9 +21,11 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def run() -> None:
-    from imgcls.training.resume import resume_arguments
-
     # resume=<run dir> becomes that run's own overrides, directory and last checkpoint;
     # what a resume cannot change is refused before Hydra writes anything into the run.
-    sys.argv[1:] = exit_on_user_error(resume_arguments)(sys.argv[1:])
+    # Imported only then: the module imports Lightning, which --help does not need (seconds).
+    if any(argument.lstrip("+").startswith("resume=") for argument in sys.argv[1:]):
+        from imgcls.training.resume import resume_arguments
+
+        sys.argv[1:] = exit_on_user_error(resume_arguments)(sys.argv[1:])
     main()
