@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 
 from imgcls.commands import CONF_DIR
 from imgcls.errors import exit_on_user_error
-from imgcls.config import register_resolvers
+from imgcls.config import check_values, register_resolvers
 
 register_resolvers()
 
@@ -15,6 +15,12 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float | None:
+    from imgcls.training.sweep import in_multirun
+
+    if not in_multirun():
+        # A bad value stops the run before torch and Lightning load (seconds); a sweep's
+        # jobs are checked in train(), which records the bad one so that the sweep goes on.
+        check_values(cfg)
     from imgcls.training.run import train
 
     return train(cfg)
