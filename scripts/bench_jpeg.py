@@ -161,7 +161,9 @@ class DecoderBuild:
 
 
 def agreement(reference: list[np.ndarray], other: list[np.ndarray]) -> dict:
-    differences = [np.abs(a.astype(np.int16) - b.astype(np.int16)) for a, b in zip(reference, other, strict=True)]
+    differences = [
+        np.abs(a.astype(np.int16) - b.astype(np.int16)) for a, b in zip(reference, other, strict=True)
+    ]
     return {
         "mean_abs": float(np.mean([d.mean() for d in differences])),
         "worst_image_mean_abs": float(max(d.mean() for d in differences)),
@@ -177,12 +179,15 @@ def decoder_benchmark(args, small_paths: list[Path]) -> dict:
     variants = {kind: DecoderBuild(paths, target, args.workers, kind) for kind in kinds}
     timings = interleave(variants, warmup=1, rounds=args.decoder_rounds, work=len(paths))
     results = timings.results()
-    per_thread = {kind: {k: v / args.workers for k, v in r.items() if k != "runs"} for kind, r in results.items()}
+    per_thread = {
+        kind: {k: v / args.workers for k, v in r.items() if k != "runs"} for kind, r in results.items()
+    }
     agree = {}
     for name, files, size in [("large", paths, target), ("512x512", small_paths[:64], SIZE)]:
         reference = DecoderBuild(files, size, args.workers, "pil full").decode()
         agree[name] = {
-            kind: agreement(reference, DecoderBuild(files, size, args.workers, kind).decode()) for kind in kinds[1:]
+            kind: agreement(reference, DecoderBuild(files, size, args.workers, kind).decode())
+            for kind in kinds[1:]
         }
     return {
         "size": f"{large[0]}x{large[1]} JPEG -> {target[0]}x{target[1]}",
@@ -250,7 +255,9 @@ def main(argv: list[str] | None = None) -> dict:
     print("agreement with pil full (0-255 levels): mean abs / worst image's mean / max")
     for name, kinds in decoders["agreement_with_pil_full"].items():
         for kind, figures in kinds.items():
-            print(f"  {name:<8} {kind:<12} {figures['mean_abs']:.2f} / {figures['worst_image_mean_abs']:.2f} / {figures['max_abs']}")
+            print(
+                f"  {name:<8} {kind:<12} {figures['mean_abs']:.2f} / {figures['worst_image_mean_abs']:.2f} / {figures['max_abs']}"
+            )
     write_report(report, args.out, "bench_jpeg")
     return report
 

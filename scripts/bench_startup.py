@@ -44,7 +44,9 @@ class FirstStep(Callback):
 def _run(arguments: list[str], env: dict, expect_ok: bool = True) -> tuple[float, str]:
     env = {**env, STARTED_ENV: repr(time.time())}
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "train.py", *arguments], cwd=REPO, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "train.py", *arguments], cwd=REPO, env=env, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - start
     if expect_ok and result.returncode != 0:
         raise RuntimeError(f"train.py {' '.join(arguments)} failed:\n{result.stderr[-3000:]}")
@@ -56,7 +58,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "scripts"), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "scripts"), os.environ.get("PYTHONPATH")])),
+    }
     env.setdefault("OMP_NUM_THREADS", "1")
     seconds: dict[str, list[float]] = {"--help": [], "config error": [], "first step": []}
     with tempfile.TemporaryDirectory(prefix="imgcls_startup_") as out:
@@ -80,7 +85,8 @@ def main(argv: list[str] | None = None) -> dict:
                 raise RuntimeError(f"no first step seen:\n{output[-3000:]}")
             seconds["first step"].append(float(found.group(1)))
     report = {
-        name: {"median": statistics.median(v), "min": min(v), "max": max(v), "runs": v} for name, v in seconds.items()
+        name: {"median": statistics.median(v), "min": min(v), "max": max(v), "runs": v}
+        for name, v in seconds.items()
     }
     print(f"\n{'python train.py ...':<22} {'median s':>9} {'min':>7} {'max':>7}  ({args.runs} runs)")
     for name, r in report.items():

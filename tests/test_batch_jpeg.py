@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from image_fixtures import exif_rotated_jpeg, write_bad_file
 from PIL import Image
 
-from image_fixtures import exif_rotated_jpeg, write_bad_file
 from imgcls.config import ConfigError
 from imgcls.data.batch_jpeg import NVJPEG_TOLERANCE, BatchJpegDecoder, choose_decoder
 from imgcls.data.decode_cache import BadFile, DecodeCache, _Decoder
@@ -75,7 +75,9 @@ def test_batched_decode_agrees_with_pil_and_leaves_other_files_to_it(files, chan
     _assert_agrees(files, results, channels)
     for path, result in zip(files, results, strict=True):  # torchvision on the CPU: as PIL's full decode
         full = load_image(path, channels, SIZE, reduced=False).astype(int)
-        assert np.abs(result.astype(int) - full).mean() <= 1.0 and np.abs(result.astype(int) - full).max() <= 8
+        assert (
+            np.abs(result.astype(int) - full).mean() <= 1.0 and np.abs(result.astype(int) - full).max() <= 8
+        )
     assert sorted(fallback_files) == sorted(f for f in files if f.endswith(("coffee.png", "cmyk.jpg")))
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from image_fixtures import exif_rotated_jpeg
 from PIL import Image
 
-from image_fixtures import exif_rotated_jpeg
 from imgcls.data.image_io import REDUCED_DECODE_TOLERANCE, load_image, reduced_jpeg_decode
 
 
@@ -33,7 +33,12 @@ def test_reduced_decode_agrees_with_full_decode_on_real_photos(tmp_path, name, s
 def test_reduced_decode_picks_the_largest_scale_that_keeps_the_target(tmp_path):
     path = tmp_path / "big.jpg"
     Image.new("RGB", (2048, 1536), (120, 30, 200)).save(path)
-    for size, decoded in [((384, 512), (512, 384)), ((512, 512), (1024, 768)), ((100, 100), (256, 192)), ((1000, 1000), (2048, 1536))]:
+    for size, decoded in [
+        ((384, 512), (512, 384)),
+        ((512, 512), (1024, 768)),
+        ((100, 100), (256, 192)),
+        ((1000, 1000), (2048, 1536)),
+    ]:
         with Image.open(path) as image:
             reduced_jpeg_decode(image, size)
             image.load()
@@ -52,7 +57,9 @@ def test_reduced_decode_of_an_exif_rotated_jpeg_matches_the_full_decode(tmp_path
     reduced = load_image(path, 3, size).astype(int)
     assert np.abs(full - reduced).mean() <= REDUCED_DECODE_TOLERANCE["mean"]
     # Not the unrotated photo squeezed into the shape: that would differ by far more.
-    unrotated = np.asarray(Image.fromarray(stored).resize((64, 50), Image.Resampling.BILINEAR)).transpose(2, 0, 1)
+    unrotated = np.asarray(Image.fromarray(stored).resize((64, 50), Image.Resampling.BILINEAR)).transpose(
+        2, 0, 1
+    )
     assert np.abs(unrotated.astype(int) - reduced).mean() > 4 * REDUCED_DECODE_TOLERANCE["mean"]
 
 

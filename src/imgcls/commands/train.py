@@ -6,8 +6,8 @@ import hydra
 from omegaconf import DictConfig
 
 from imgcls.commands import CONF_DIR
-from imgcls.errors import exit_on_user_error
 from imgcls.config import check_values, register_resolvers
+from imgcls.errors import exit_on_user_error
 
 register_resolvers()
 
