@@ -3,8 +3,9 @@
 ``data.decoder``: ``pil`` decodes each file with :func:`~imgcls.data.image_io.load_image`;
 ``nvjpeg`` decodes batches of plain RGB/grayscale JPEGs with ``torchvision.io.decode_jpeg``
 on the GPU and resizes them there (bilinear, antialiased, as PIL does); every other file
-(PNG, CMYK JPEG, one above PIL's pixel limit, one that fails to decode) goes through
-``load_image``, which also names what is wrong with it. ``auto``: nvjpeg when training runs
+(PNG, CMYK JPEG, one with an EXIF rotation, which decode_jpeg applies only on the CPU, one
+above PIL's pixel limit, one that fails to decode) goes through ``load_image``, which also
+names what is wrong with it. (torchvision 0.29 deprecates its decoders for TorchCodec's.) ``auto``: nvjpeg when training runs
 on CUDA, else pil. The pixels agree with PIL's within :data:`NVJPEG_TOLERANCE`.
 """
 
@@ -23,6 +24,7 @@ DECODERS = ("auto", "pil", "nvjpeg")
 # decoded at full scale, load_image's at reduced scale (image_io.REDUCED_DECODE_TOLERANCE).
 # On the CPU, decode_jpeg + this resize is within 0.7 / 6 of PIL's full decode + resize.
 NVJPEG_TOLERANCE = REDUCED_DECODE_TOLERANCE
+_EXIF_ORIENTATION = 0x0112
 BATCH = 64  # files per decode_jpeg call: enough to keep nvJPEG busy, little memory
 
 
@@ -77,7 +79,7 @@ class BatchJpegDecoder:
 
         mode = ImageReadMode.RGB if self.channels == 3 else ImageReadMode.GRAY
         encoded = [read_file(str(path)) for path in paths]
-        images = decode_jpeg(encoded, mode=mode, device=self.device, apply_exif_orientation=True)
+        images = decode_jpeg(encoded, mode=mode, device=self.device)
         arrays = []
         for image in images:
             if tuple(image.shape[-2:]) != self.size:
@@ -90,8 +92,9 @@ class BatchJpegDecoder:
 
 
 def _plain_jpeg(path: str | Path) -> bool:
-    """A JPEG that decode_jpeg handles as PIL would: RGB or grayscale, within PIL's pixel
-    limit (reads the header only; anything odd is left to PIL, which reports it)."""
+    """A JPEG that decode_jpeg handles as PIL would: RGB or grayscale, not EXIF-rotated,
+    within PIL's pixel limit (reads the header only; anything odd is left to PIL, which
+    reports it)."""
     from PIL import Image
 
     try:
@@ -100,6 +103,7 @@ def _plain_jpeg(path: str | Path) -> bool:
             return (
                 image.format == "JPEG"
                 and image.mode in ("RGB", "L")
+                and image.getexif().get(_EXIF_ORIENTATION, 1) == 1
                 and not (limit and image.width * image.height > limit)
             )
     except Exception:  # noqa: BLE001 - any trouble: PIL's path decodes it and says what is wrong
