@@ -14,6 +14,13 @@ Both pipelines run in one process, epoch by epoch, interleaved (scripts/bench_ha
 on the wall clock; the report is each epoch's time, epoch 1's (the cache is built in it) and
 the images/s of epochs 2.. with the median, min and max of their per-epoch ratio cache/decode.
 The input pipeline alone is timed: a model's step would be the same in both.
+
+Then the cache build's decoders on large JPEGs (--large, default 2048x1536, upscaled from the
+same photos, to --large-target): ``pil full`` (``load_image(reduced=False)``), ``pil
+reduced`` (the default: DCT-scaled decode, ``image_io.reduced_jpeg_decode``) and ``nvjpeg``
+(``data.batch_jpeg``, when CUDA is available), each as images/s and images/s per decoding
+thread (--workers), with the mean and largest absolute difference of their pixels from pil
+full's (0-255 levels) on these files and the 512x512 ones.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import torch
 from bench_harness import clock, environment, interleave, print_table, ratio, write_report
 
 from imgcls.data.arrays import ImageArrays, keep_batch
+from imgcls.data.decode_cache import _Decoder
 from imgcls.data.image_io import load_image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,12 +115,101 @@ class Cached:
         return clock() - start
 
 
+def large_jpegs(folder: Path, count: int, size: tuple[int, int]) -> list[Path]:
+    """``count`` JPEGs of ``size`` = (W, H): the sample photos cropped to its aspect and upscaled."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    paths = [folder / f"large_{size[0]}x{size[1]}" / f"{i:04d}.jpg" for i in range(count)]
+    if all(path.exists() for path in paths):
+        return paths
+    photos = load_sample_images().images
+    for i, path in enumerate(paths):
+        photo = Image.fromarray(photos[i % len(photos)])
+        height = int(photo.width * size[1] / size[0])
+        top = (i * 7) % max(1, photo.height - height + 1)
+        crop = photo.crop((0, top, photo.width, top + height)).resize(size, Image.Resampling.LANCZOS)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        crop.save(path, quality=90)
+    return paths
+
+
+class DecoderBuild:
+    """One cache build's decoding of ``paths`` to ``size`` with ``workers`` threads."""
+
+    def __init__(self, paths: list[Path], size: tuple[int, int], workers: int, kind: str):
+        self.paths, self.size, self.workers, self.kind = [str(p) for p in paths], size, workers, kind
+
+    def decode(self) -> list[np.ndarray]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(self.workers) as pool:
+            if self.kind == "nvjpeg":
+                from imgcls.data.batch_jpeg import BatchJpegDecoder
+
+                fallback = _Decoder(self.size, 3)
+                results = list(BatchJpegDecoder(self.size, 3, fallback, "cuda").decode(self.paths, pool.map))
+                torch.cuda.synchronize()
+                return results
+            reduced = self.kind == "pil reduced"
+            return list(pool.map(lambda path: load_image(path, 3, self.size, reduced=reduced), self.paths))
+
+    def epoch(self) -> float:
+        start = clock()
+        self.decode()
+        return clock() - start
+
+
+def agreement(reference: list[np.ndarray], other: list[np.ndarray]) -> dict:
+    differences = [
+        np.abs(a.astype(np.int16) - b.astype(np.int16)) for a, b in zip(reference, other, strict=True)
+    ]
+    return {
+        "mean_abs": float(np.mean([d.mean() for d in differences])),
+        "worst_image_mean_abs": float(max(d.mean() for d in differences)),
+        "max_abs": int(max(d.max() for d in differences)),
+    }
+
+
+def decoder_benchmark(args, small_paths: list[Path]) -> dict:
+    large = tuple(int(side) for side in args.large.split("x"))
+    target = (args.large_target, args.large_target)
+    paths = large_jpegs(args.folder, args.large_images, large)
+    kinds = ["pil full", "pil reduced"] + (["nvjpeg"] if torch.cuda.is_available() else [])
+    variants = {kind: DecoderBuild(paths, target, args.workers, kind) for kind in kinds}
+    timings = interleave(variants, warmup=1, rounds=args.decoder_rounds, work=len(paths))
+    results = timings.results()
+    per_thread = {
+        kind: {k: v / args.workers for k, v in r.items() if k != "runs"} for kind, r in results.items()
+    }
+    agree = {}
+    for name, files, size in [("large", paths, target), ("512x512", small_paths[:64], SIZE)]:
+        reference = DecoderBuild(files, size, args.workers, "pil full").decode()
+        agree[name] = {
+            kind: agreement(reference, DecoderBuild(files, size, args.workers, kind).decode())
+            for kind in kinds[1:]
+        }
+    return {
+        "size": f"{large[0]}x{large[1]} JPEG -> {target[0]}x{target[1]}",
+        "images": len(paths),
+        "images_per_s": results,
+        "images_per_s_per_thread": per_thread,
+        "pil reduced/pil full": ratio(results, "pil reduced", "pil full"),
+        **({"nvjpeg/pil full": ratio(results, "nvjpeg", "pil full")} if "nvjpeg" in results else {}),
+        "agreement_with_pil_full": agree,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=400)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2, help="decoding workers for both pipelines")
+    parser.add_argument("--large", default="2048x1536", help="WxH of the decoder benchmark's JPEGs")
+    parser.add_argument("--large-target", type=int, default=512, help="their square target size")
+    parser.add_argument("--large-images", type=int, default=48)
+    parser.add_argument("--decoder-rounds", type=int, default=3)
     parser.add_argument("--folder", type=Path, default=REPO / "outputs" / "bench" / "jpeg_folder")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench")
     args = parser.parse_args(argv)
@@ -143,8 +240,24 @@ def main(argv: list[str] | None = None) -> dict:
             "jpeg epochs 2+": {"images_per_s": results, "cache/decode": ratio(results, "cache", "decode")}
         },
     }
+    print("\ndecoders (the cache build):")
+    decoders = decoder_benchmark(args, paths)
+    report["benchmarks"]["decoders"] = {
+        "images_per_s": decoders["images_per_s"],
+        **{key: value for key, value in decoders.items() if "/" in key},
+    }
+    report["decoders"] = decoders
     print_table(report["benchmarks"])
     print(f"\nepoch 1: cache {seconds['cache'][0]:.2f}s (builds it) vs decode {seconds['decode'][0]:.2f}s")
+    print(f"\ndecoders ({decoders['size']}, {args.workers} threads): images/s per thread")
+    for kind, speed in decoders["images_per_s_per_thread"].items():
+        print(f"  {kind:<12} {speed['median']:8,.1f}")
+    print("agreement with pil full (0-255 levels): mean abs / worst image's mean / max")
+    for name, kinds in decoders["agreement_with_pil_full"].items():
+        for kind, figures in kinds.items():
+            print(
+                f"  {name:<8} {kind:<12} {figures['mean_abs']:.2f} / {figures['worst_image_mean_abs']:.2f} / {figures['max_abs']}"
+            )
     write_report(report, args.out, "bench_jpeg")
     return report
 

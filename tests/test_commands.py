@@ -51,3 +51,21 @@ def test_other_commands_compose_their_configs_from_any_directory(command, args, 
     result = _call(_entry_points()[command], "--cfg", "job", *args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "ckpt_path: x.ckpt" in result.stdout
+
+
+@pytest.mark.parametrize("arguments", [["--help"], ["trainer.max_epochs=abc"]])
+def test_train_help_and_config_errors_import_neither_torch_nor_lightning(arguments, tmp_path):
+    # Seconds of start-up (scripts/bench_startup.py) that --help and a bad value do not need.
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = ['train.py', *{arguments!r}, 'hydra.run.dir={tmp_path}']\n"
+        "try:\n"
+        "    runpy.run_path('train.py', run_name='__main__')\n"
+        "except SystemExit as exit:\n"
+        "    print(exit.code)\n"
+        "print('heavy:', sorted(m for m in ('torch', 'lightning') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    expected = "Powered by Hydra" if arguments == ["--help"] else "trainer.max_epochs='abc' must be an integer"
+    assert expected in result.stdout + result.stderr
+    assert "heavy: []" in result.stdout, result.stdout[-500:]

@@ -172,6 +172,7 @@ def test_experiment_recipes_set_their_task_name(tmp_path):
         ("scheduler=cosine scheduler.warmup=-2", "scheduler.warmup=-2 must be >= 0"),
         ("data=folder data.root=x data.image_size=[0,0]", "data.image_size=[0, 0] must be [H, W]"),
         ("data=folder data.root=x data.channels=2", "data.channels=2 must be 1 (grayscale) or 3"),
+        ("data=folder data.root=x data.decode_workers=0", "data.decode_workers=0 must be auto or an integer >= 1"),
         ("monitor.metric=val/accuracy", "monitor.metric='val/accuracy' is not a validation metric"),
         ("monitor.metric=val/kappa", "monitor.metric=val/kappa is not logged for this data"),
     ],

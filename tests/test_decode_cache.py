@@ -236,3 +236,10 @@ def test_the_cache_cli_lists_entries_and_prunes_unused_ones_and_leftovers(tmp_pa
     kept = cache.entry_path(photos[4:], SIZE, 1)
     assert left == sorted([kept.name, kept.with_suffix(".json").name, mine.name])
     np.testing.assert_array_equal(cache.load(photos[4:], SIZE, 1)[0], load_image(photos[4], 1, SIZE))
+
+
+def test_auto_decode_workers_use_every_cpu_the_process_may_run_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert DecodeCache(tmp_path, progress=False).workers == 3  # the default is auto
+    assert DecodeCache(tmp_path, workers="auto", progress=False).workers == 3
+    assert DecodeCache(tmp_path, workers=1, progress=False).workers == 1

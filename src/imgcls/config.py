@@ -179,6 +179,9 @@ def check_values(cfg: DictConfig) -> None:
         len(size) != 2 or any(_as_number(side, int) is None or _as_number(side, int) < 1 for side in size)
     ):
         raise ConfigError(f"data.image_size={list(size)} must be [H, W], two positive integers")
+    workers = OmegaConf.select(cfg, "data.decode_workers", default=None)
+    if workers is not None and workers != "auto" and (_as_number(workers, int) is None or _as_number(workers, int) < 1):
+        raise ConfigError(f"data.decode_workers={workers!r} must be auto or an integer >= 1")
     channels = OmegaConf.select(cfg, "data.channels", default=None)
     if channels is not None and channels not in (1, 3):
         raise ConfigError(f"data.channels={channels!r} must be 1 (grayscale) or 3 (RGB)")

@@ -28,7 +28,7 @@ from imgcls.errors import UserError
 from imgcls.temp_files import remove_stale, stale_temporaries, temporary_path, temporary_target
 
 # Bump when the decoded pixels would change for the same files (e.g. a new resize method).
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: large JPEGs decoded at reduced scale (image_io.reduced_jpeg_decode)
 
 
 @dataclass(frozen=True)
@@ -71,13 +71,27 @@ class DecodeCache:
 
     Args:
         cache_dir: where entries live; safe to delete at any time (it is rebuilt).
-        workers: decoding threads (PIL releases the GIL while it decodes and resizes).
+        workers: decoding threads, or ``"auto"``: one per CPU this process may run on
+            (:func:`usable_cpus`). Threads, not processes: PIL releases the GIL while it
+            decodes and resizes, and threads measured as fast or faster (README "Decode cache").
         progress: show a progress bar while an entry is built.
+        decoder: ``pil`` or ``nvjpeg`` (batches of JPEGs decoded on ``device``, the rest with
+            PIL: :mod:`imgcls.data.batch_jpeg`); part of the key, as its pixels differ slightly.
     """
 
-    def __init__(self, cache_dir: str | Path, workers: int = 2, progress: bool = True):
+    def __init__(
+        self,
+        cache_dir: str | Path,
+        workers: int | str = "auto",
+        progress: bool = True,
+        decoder: str = "pil",
+        device: str = "cuda",
+    ):
         self.cache_dir = Path(cache_dir)
-        self.workers = max(1, int(workers))
+        self.workers = usable_cpus() if workers == "auto" else max(1, int(workers))
+        if decoder not in ("pil", "nvjpeg"):
+            raise ValueError(f"decoder must be pil or nvjpeg, got {decoder!r}")
+        self.decoder, self.device = decoder, device
         self.progress = progress
 
     def load(self, paths: Sequence[str | Path], size: tuple[int, int], channels: int) -> np.ndarray:
@@ -90,7 +104,7 @@ class DecodeCache:
 
     def decode(self, paths: Sequence[str | Path], size: tuple[int, int], channels: int) -> DecodedImages:
         """Like :meth:`load`, but bad files are returned (zeros in their slots), not raised."""
-        key = cache_key(paths, size, channels)
+        key = cache_key(paths, size, channels, self.decoder)
         shape = (len(paths), channels, *size)
         entry = self._read(key, shape)
         if entry is None:
@@ -104,7 +118,7 @@ class DecodeCache:
     def scan(self, paths: Sequence[str | Path], size: tuple[int, int], channels: int) -> dict[int, BadFile]:
         """Fully decode every file without keeping the pixels (for streaming mode): the bad
         ones by index. The result is remembered under the same key, so it runs once."""
-        key = cache_key(paths, size, channels)
+        key = cache_key(paths, size, channels, self.decoder)
         for record_path in (self.cache_dir / f"{key}.json", self.cache_dir / f"{key}.scan.json"):
             try:
                 bad = _bad_from_record(json.loads(record_path.read_text()))
@@ -126,7 +140,7 @@ class DecodeCache:
 
     def entry_path(self, paths: Sequence[str | Path], size: tuple[int, int], channels: int) -> Path:
         """The ``.npy`` file that holds (or will hold) these images."""
-        return self.cache_dir / f"{cache_key(paths, size, channels)}.npy"
+        return self.cache_dir / f"{cache_key(paths, size, channels, self.decoder)}.npy"
 
     # --- internals ---------------------------------------------------------------------
     def _read(self, key: str, shape: tuple[int, ...]) -> DecodedImages | None:
@@ -205,7 +219,13 @@ class DecodeCache:
         bad: dict[int, BadFile] = {}
         action = "Decoding" if into is not None else "Checking"
         with ThreadPoolExecutor(self.workers) as pool:
-            results = pool.map(_Decoder(size, channels), paths, chunksize=32)
+            decode = _Decoder(size, channels)
+            if self.decoder == "nvjpeg":
+                from imgcls.data.batch_jpeg import BatchJpegDecoder
+
+                results = BatchJpegDecoder(size, channels, decode, self.device).decode(paths, map_=pool.map)
+            else:
+                results = pool.map(decode, paths, chunksize=32)
             bar = tqdm(
                 results,
                 total=len(paths),
@@ -335,6 +355,15 @@ class _Decoder:
             return BadFile(error.path, error.reason, error.transient)
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, e.g. under taskset or a container
+    limit), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _mark_used(record_path: Path) -> None:
     """The record's modification time is the entry's last use (what pruning goes by)."""
     try:
@@ -354,9 +383,10 @@ def _bad_from_record(record: dict) -> dict[int, BadFile]:
     return {int(index): BadFile(*item) for index, *item in record["bad"]}
 
 
-def cache_key(paths: Sequence[str | Path], size: tuple[int, int], channels: int) -> str:
-    """Hash of what decides the decoded pixels: files (path, size, mtime), target size, channels."""
-    digest = hashlib.sha256(json.dumps([CACHE_FORMAT, list(size), int(channels)]).encode())
+def cache_key(paths: Sequence[str | Path], size: tuple[int, int], channels: int, decoder: str = "pil") -> str:
+    """Hash of what decides the decoded pixels: files (path, size, mtime), target size,
+    channels, decoder."""
+    digest = hashlib.sha256(json.dumps([CACHE_FORMAT, list(size), int(channels), decoder]).encode())
     for path in paths:
         path = os.path.abspath(path)
         try:

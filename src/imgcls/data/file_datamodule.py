@@ -18,6 +18,7 @@ import torch
 
 from imgcls import console
 from imgcls.data.arrays import ImageArrays
+from imgcls.data.batch_jpeg import choose_decoder
 from imgcls.data.datamodule import DatasetSplits, ImageDataModule
 from imgcls.data.decode_cache import BadFile, BadImagesError, DecodeCache
 from imgcls.data.overlap import check_overlaps, find_overlaps
@@ -66,7 +67,9 @@ class FileDataModule(ImageDataModule):
     cache: decode once into ``cache_dir`` (memory-mapped); ``false`` decodes each item
         in the DataLoader workers every epoch (datasets too large to cache).
     cache_dir: where decoded images are kept; safe to delete.
-    decode_workers: threads that decode while the cache is built.
+    decode_workers: threads that decode while the cache is built; ``auto``: one per usable CPU.
+    decoder: ``auto`` | ``pil`` | ``nvjpeg`` (:func:`~imgcls.data.batch_jpeg.choose_decoder`),
+        for training on ``training_accelerator`` (``trainer.accelerator``).
     skip_bad: drop undecodable files (listed in ``<report_dir>/bad_files.csv``) instead
         of stopping; still stops when more than ``max_bad_fraction`` of them are bad.
     report_dir: where ``bad_files.csv`` goes (the run directory).
@@ -79,7 +82,9 @@ class FileDataModule(ImageDataModule):
         channels: int = 3,
         cache: bool = True,
         cache_dir: str | Path = "data/.cache/decoded",
-        decode_workers: int = 2,
+        decode_workers: int | str = "auto",
+        decoder: str = "auto",
+        training_accelerator: str = "auto",
         skip_bad: bool = False,
         max_bad_fraction: float = 0.01,
         report_dir: str | Path | None = None,
@@ -94,7 +99,12 @@ class FileDataModule(ImageDataModule):
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.channels = int(channels)
         self.cache = bool(cache)
-        self.decoder = DecodeCache(cache_dir, workers=decode_workers, progress=progress)
+        self.decoder = DecodeCache(
+            cache_dir,
+            workers=decode_workers,
+            progress=progress,
+            decoder=choose_decoder(decoder, training_accelerator),
+        )
         self.skip_bad = bool(skip_bad)
         self.max_bad_fraction = float(max_bad_fraction)
         self.report_dir = Path(report_dir) if report_dir is not None else None

@@ -37,6 +37,7 @@ RESUMABLE = (
     "data.num_workers",
     "data.eval_batch_size",
     "data.decode_workers",
+    "data.decoder",
     "data.cache_dir",
     "data.progress",
     "paths",
