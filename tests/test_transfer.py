@@ -42,7 +42,8 @@ def tiny_step(name: str, input_size=None, num_classes: int = 3):
     logits = net(torch.rand(2, 1, 8, 8))
     logits.logsumexp(1).sum().backward()
     assert logits.shape == (2, num_classes)
-    assert net.head.weight.grad is not None and net.head.weight.grad.abs().sum() > 0
+    layer = net.model.get_submodule(net.head_layer_name)  # the head: it, or its block
+    assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
     return net
 
 

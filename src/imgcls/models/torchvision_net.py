@@ -62,6 +62,21 @@ def find_head(model: nn.Module, num_outputs: int) -> str:
     return names[-1]
 
 
+def head_block(model: nn.Module, layer_name: str) -> str:
+    """The classifier layer's enclosing block when the block's other layers hold no parameters
+    (MobileNetV2's and EfficientNet's ``classifier``: dropout, then the layer), else the layer.
+    The head's parameters are the same either way; the block keeps the dropout inside the
+    head, which the frozen-feature cache (models/feature_cache.py) then still applies."""
+    parent_name, _, _ = layer_name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else None
+    if not isinstance(parent, nn.Sequential):
+        return layer_name
+    layer = model.get_submodule(layer_name)
+    others = [child for child in parent.children() if child is not layer]
+    holds_parameters = any(next(child.parameters(), None) is not None for child in others)
+    return layer_name if holds_parameters else parent_name
+
+
 def replace_head(model: nn.Module, num_outputs: int, num_classes: int) -> str:
     """Replace the classifier layer (see :func:`find_head`) by a fresh one for ``num_classes``."""
     name = find_head(model, num_outputs)
@@ -103,7 +118,8 @@ class TorchvisionNet(FinetunedNet):
         unfreeze_at_epoch: the epoch at which ``gradual`` unfreezes the backbone.
         backbone_lr_mult: the backbone's learning rate is ``lr * backbone_lr_mult``.
         head: dotted name of the module that counts as the head (trains when the backbone is
-            frozen, keeps the base learning rate), e.g. ``classifier``; default: the new layer.
+            frozen, keeps the base learning rate), e.g. ``classifier``; default: the new layer,
+            with the parameter-free layers beside it (see :func:`head_block`).
         input_size: ``[H, W]`` (or one int) the images are resized to; default: the weights'
             crop size, or 224 without weights.
         builder_args: extra keyword arguments of torchvision's model builder (``dropout``, ...).
@@ -139,7 +155,7 @@ class TorchvisionNet(FinetunedNet):
             raise ValueError(
                 f"new_head=false keeps {name}'s {original_classes} classes, the data has {num_classes}"
             )
-        self.head = self.model.get_submodule(head or self.head_layer_name)
+        self.head = self.model.get_submodule(head or head_block(self.model, self.head_layer_name))
 
         recipe = self.weights.transforms() if self.weights else None
         size = input_size or (recipe.crop_size if recipe else SCRATCH_INPUT_SIZE)
