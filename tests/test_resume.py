@@ -136,6 +136,14 @@ def test_sigterm_mid_epoch_exits_143_with_a_checkpoint_and_resume_finishes(tmp_p
     run_train_py(f"resume={run_dir}", log_dir=tmp_path, env=env)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "ok" and metrics["epochs_trained"] == 3
+    # The resumed epoch trains on the batches the interrupted one had left: it ends where an
+    # uninterrupted run does.
+    run_train_py(*RUN, log_dir=tmp_path / "reference")
+    weights, _ = final_state(run_dir)
+    expected, expected_metrics = final_state(only_run_dir(tmp_path / "reference"))
+    for name, tensor in expected.items():
+        assert torch.equal(weights[name], tensor), name
+    assert metrics["test"] == expected_metrics["test"]
 
     again = run_train_py(f"resume={run_dir}", log_dir=tmp_path, env=env)
     assert "already finished" in again.stdout

@@ -15,6 +15,7 @@ from imgcls.data.augment import BatchAugment, StepBatches, to_unit_float
 from imgcls.data.evaluation_order import EvaluationOrder
 from imgcls.data.mixing import MIXING_KEYS, BatchMixing
 from imgcls.data.resident import ResidentBatches, resident_device
+from imgcls.data.training_order import TrainingOrder
 
 # Mean/std are estimated from at most this many training images: enough for 3 decimals.
 _STATS_SAMPLE = 10_000
@@ -266,9 +267,16 @@ class ImageDataModule(L.LightningDataModule):
         return (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
 
     def _sampler(self, data: ImageArrays, shuffle: bool, seed: int):
-        """Each process's share of the training data, shuffled per epoch."""
+        """Each process's share of the training data, shuffled per epoch; a run resumed in the
+        middle of an epoch continues it where it stopped (data/training_order.py)."""
         replicas, rank = self._replicas()
-        return DistributedSampler(data, num_replicas=replicas, rank=rank, shuffle=shuffle, seed=seed)
+        if not shuffle:
+            return DistributedSampler(data, num_replicas=replicas, rank=rank, shuffle=False, seed=seed)
+        order = TrainingOrder(data, replicas, rank, seed)
+        if self.trainer is not None:  # batches of the current epoch that a resumed run trained
+            batches = self.trainer.fit_loop.epoch_loop.batch_progress.current.completed
+            order.resume_after(batches * self.batch_size * self.fused_steps)
+        return order
 
     def _balanced_sampler(self) -> WeightedRandomSampler:
         labels = self._splits.train.labels
