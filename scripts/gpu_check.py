@@ -34,6 +34,15 @@ SIZES = {
 }
 
 
+# The whole check's budget: each run's timeout is cut to what is left of it (full mode).
+BUDGET_S = {"full": 460, "smoke": 1800}
+_deadline = float("inf")
+
+
+def remaining(timeout: float) -> float:
+    return max(1.0, min(timeout, _deadline - time.perf_counter()))
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -51,7 +60,7 @@ def train_run(name: str, out: Path, overrides: list[str], images: int, timeout: 
     # The run directory itself (not paths.output_dir): Hydra writes train.log there.
     command = [sys.executable, str(REPO / "train.py"), *overrides, *QUIET, f"hydra.run.dir={run_dir}"]
     log(f"[gpu_check] {name}: {' '.join(overrides)}")
-    start = time.perf_counter()
+    start, timeout = time.perf_counter(), remaining(timeout)
     try:
         result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -77,7 +86,7 @@ def gpu_tests(smoke: bool, out: Path, timeout: float) -> dict:
     target = ["tests/test_gpu.py"] if smoke else ["tests"]
     command = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", f"--junitxml={junit}", *target]
     log(f"[gpu_check] gpu tests: {' '.join(command[1:])}")
-    start = time.perf_counter()
+    start, timeout = time.perf_counter(), remaining(timeout)
     try:
         result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -115,7 +124,9 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error("no CUDA device: run with --smoke on a CPU")
     accelerator = "gpu" if gpus else "cpu"
     device = [f"trainer.accelerator={accelerator}", "trainer.devices=1"]
+    global _deadline
     started = time.perf_counter()
+    _deadline = started + BUDGET_S[report_mode := "smoke" if args.smoke else "full"]
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
@@ -133,10 +144,10 @@ def main(argv: list[str] | None = None) -> dict:
         options_data = [*cifar[:2], f"data.train_size={size['options']}", *cifar[3:]]
         train_images = int(size["jpegs"] * 0.9)
         report = {
-            "mode": "smoke" if args.smoke else "full",
+            "mode": report_mode,
             "device": _device_name(gpus),
             "gpu_count": gpus,
-            "gpu_tests": gpu_tests(args.smoke, out, 300 if not args.smoke else timeout),
+            "gpu_tests": gpu_tests(args.smoke, out, 120 if not args.smoke else timeout),
             "cifar_cnn_epoch": train_run("cifar_cnn", out, [*cifar, *device], size["cifar"], timeout),
             "resnet50_synthetic": train_run("resnet50_synthetic", out, [*synthetic, *device], size["resnet"], timeout),
             "resnet50_decode_cache": train_run("resnet50_decode_cache", out, [*folder, *device], train_images, timeout),
