@@ -84,6 +84,8 @@ class PilImages(torch.utils.data.Dataset):
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform):
         self.images = images.permute(0, 2, 3, 1).numpy()
+        if self.images.shape[-1] == 1:  # grayscale (MNIST): PIL takes HxW, not HxWx1
+            self.images = self.images[..., 0]
         self.labels = labels.tolist()
         self.transform = transform
 
@@ -96,17 +98,12 @@ class PilImages(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.images[index])), self.labels[index]
 
 
-def students_loader(images, labels, mean, std, batch_size: int, workers: int):
+def students_loader(images, labels, mean, std, batch_size: int, workers: int, crop_flip: bool = True):
+    """``crop_flip=False``: a recipe without augmentation (MNIST), only ToTensor and Normalize."""
     from torchvision import transforms
 
-    transform = transforms.Compose(
-        [
-            transforms.RandomCrop(32, padding=4),
-            transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(),
-            transforms.Normalize(mean, std),
-        ]
-    )
+    augment = [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()] if crop_flip else []
+    transform = transforms.Compose([*augment, transforms.ToTensor(), transforms.Normalize(mean, std)])
     return torch.utils.data.DataLoader(
         PilImages(images, labels, transform),
         batch_size=batch_size,
@@ -210,12 +207,12 @@ class HandWritten:
 class Students:
     """(c) Seed 002's pipeline: per-item PIL transforms in a DataLoader, then the same step."""
 
-    def __init__(self, settings: Settings, workers: int, train: bool = True):
+    def __init__(self, settings: Settings, workers: int, train: bool = True, crop_flip: bool = True):
         self.settings, self.train = settings, train
         datamodule = settings.datamodule
         split = datamodule.splits.train
         self.loader = students_loader(
-            split.images, split.labels, datamodule.mean, datamodule.std, settings.batch_size, workers
+            split.images, split.labels, datamodule.mean, datamodule.std, settings.batch_size, workers, crop_flip
         )
         if train:
             self.net, self.optimizer = settings.model()

@@ -6,6 +6,7 @@ import hashlib
 import math
 import os
 import re
+from datetime import datetime
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -17,6 +18,9 @@ MAX_NAME_LENGTH = 120
 # The keys a sweep varies, which the sweep's Hydra callback (training/sweep.py) hands to its
 # jobs through the environment, so that each job's directory is named by them.
 SWEPT_KEYS_ENV = "IMGCLS_SWEPT_KEYS"
+# A sweep directory's name (start time and process id), fixed in the process that starts the
+# sweep and inherited by jobs that a launcher runs in other processes (hydra/launcher=parallel).
+SWEEP_STAMP_ENV = "IMGCLS_SWEEP_STAMP"
 
 
 def run_name(override_dirname: str) -> str:
@@ -68,6 +72,21 @@ def optuna_direction(mode: str) -> str:
     return directions[mode]
 
 
+def sweep_stamp() -> str:
+    """``<start time>-<pid>`` of the sweep: its jobs, in whichever process, share one directory.
+    (Hydra's ``now`` resolver and a job's own pid differ in each worker process.)"""
+    if SWEEP_STAMP_ENV not in os.environ:
+        os.environ[SWEEP_STAMP_ENV] = f"{datetime.now():%Y-%m-%d_%H-%M-%S-%f}-{os.getpid()}"
+    return os.environ[SWEEP_STAMP_ENV]
+
+
+def gpu_count() -> int:
+    """The GPUs this process sees, at least 1 (a job count). Reads NVML: CUDA stays uninitialised."""
+    import torch
+
+    return max(torch.cuda.device_count(), 1)
+
+
 def register_resolvers() -> None:
     resolvers = {
         "imgcls.run_name": run_name,
@@ -75,6 +94,9 @@ def register_resolvers() -> None:
         "imgcls.optuna_direction": optuna_direction,
         # In run-directory names: two runs started in the same microsecond still differ.
         "imgcls.pid": os.getpid,
+        "imgcls.sweep_stamp": sweep_stamp,
+        # hydra/launcher=parallel: one sweep job per GPU at a time (one at a time without GPUs).
+        "imgcls.gpu_count": gpu_count,
     }
     for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):

@@ -18,6 +18,7 @@ from imgcls.config import ConfigError, check_required, check_values, print_confi
 from imgcls.metrics import split_prefix
 from imgcls.run_record import METRICS_FILE, RESOLVED_FILE, finished_record, write_record
 from imgcls.training.checkpointing import EXIT_SIGINT, SaveOnInterrupt
+from imgcls.training.device_slots import pin_parallel_job
 from imgcls.training.resume import ResumeOverrides, last_global_step, task_overrides
 from imgcls.training.sweep import FAILED, end_interrupted_sweep, in_multirun, in_process_sweep, survives
 
@@ -40,6 +41,8 @@ def train(cfg: DictConfig, extra_callbacks=()) -> float | None:
             f"Run {run_dir} already finished ({done.get('epochs_trained')} epochs): nothing to resume."
         )
         return (done.get("best") or {}).get(cfg.monitor.metric)
+    if in_multirun() and (gpu := pin_parallel_job()) is not None:
+        console.info(f"Parallel sweep job {run_dir.name}: GPU {gpu}")
     started = time.time()
     interrupt = SaveOnInterrupt()
     try:
@@ -50,6 +53,7 @@ def train(cfg: DictConfig, extra_callbacks=()) -> float | None:
             "status": "interrupted" if interrupt.exit_code else "failed",
             "error": f"{type(error).__name__}: {error}",
             "traceback": traceback.format_exc(),
+            "started_at": started,
             "wall_time_s": round(time.time() - started, 2),
         }
         write_record(run_dir, failure, rank_zero=_is_rank_zero())
@@ -340,6 +344,8 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
         "resolved": resolved,
         "calibration": calibration,
         **({"tuner": tuned} if tuned else {}),
+        # Unix time: with wall_time_s, when the job ran (parallel sweep jobs overlap).
+        "started_at": started,
         "wall_time_s": round(time.time() - started, 2),
         "report": report,
         "warnings": _data_warnings(trainer),

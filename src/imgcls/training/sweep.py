@@ -24,7 +24,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from imgcls.config import SWEPT_KEYS_ENV
+from imgcls.config import SWEEP_STAMP_ENV, SWEPT_KEYS_ENV
 from imgcls.run_record import OK, sweep_records
 
 # What a failed job returns to the sweeper.
@@ -73,6 +73,10 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         records = summarize(Path(config.hydra.sweep.dir))
+        # Here, not in SweptKeys: Hydra calls the end callbacks in reverse order, and the
+        # directory's name must hold until the summary is written. A next sweep in this
+        # process gets its own directory.
+        os.environ.pop(SWEEP_STAMP_ENV, None)
         failures = [(job_dir, record) for job_dir, record in records if record.get("status") != OK]
         if failures:
             lines = "\n".join(

@@ -1,0 +1,156 @@
+"""Time to accuracy on real MNIST: wall clock from process start to >= 99.0% test accuracy.
+
+    python scripts/bench_time_to_accuracy.py --mnist /path/to/mnist.pkl.gz --threads 2
+
+Three processes train the same net (``model=cnn``) with the same recipe (Adam at imgcls's
+default rate, batch 64, no schedule, no augmentation: ``conf/data/mnist.yaml`` reaches 99%
+in 5 epochs) on the 50,000 training images, then measure accuracy on the 10,000 test images:
+
+    imgcls       ``python train.py data=mnist model=cnn trainer.max_epochs=N report=false``:
+                 its defaults (resident data, fused steps, validation each epoch, checkpoints,
+                 loggers), tested on its best checkpoint
+    handwritten  scripts/bench.py's hand-written loop over the uint8 tensor, then a test pass
+    students     scripts/bench.py's students' pipeline: per-item PIL images, ToTensor and
+                 Normalize in a DataLoader, the same step, then a test pass
+
+(a) and (c) short of the target after N epochs train on, testing after each epoch, up to
+``--max-epochs``; imgcls runs its N epochs (``reached`` in the JSON says whether it got there).
+
+Each time is the wall clock around the whole subprocess (interpreter start, imports, reading
+MNIST, training, testing), run one after another with ``--threads`` threads each. Prints the
+seconds, the accuracies and the ratios students/imgcls (how much faster imgcls is) and
+imgcls/handwritten (what the framework costs), and writes them as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+VARIANTS = ("imgcls", "handwritten", "students")
+TARGET = 0.99
+RESULT = "RESULT "
+
+
+def overrides(args) -> list[str]:
+    return ["data=mnist", "model=cnn", f"data.path={args.mnist}", f"trainer.max_epochs={args.epochs}"]
+
+
+def run_variant(name: str, args, out_dir: Path) -> dict:
+    """Start ``name`` in a fresh process and time it from start to exit."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    if name == "imgcls":
+        command = [sys.executable, str(REPO / "train.py"), *overrides(args), "report=false", "print_config=false",
+                   "trainer.enable_progress_bar=false", f"paths.output_dir={out_dir / 'imgcls'}"]  # fmt: skip
+    else:
+        command = [sys.executable, __file__, "--child", name, "--mnist", str(args.mnist), "--epochs", str(args.epochs),
+                   "--max-epochs", str(args.max_epochs), "--threads", str(args.threads)]  # fmt: skip
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"{name} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    if name == "imgcls":
+        accuracy, epochs = json.loads((out_dir / "imgcls" / "metrics.json").read_text())["test"]["test/acc"], args.epochs
+    else:
+        (line,) = [line for line in result.stdout.splitlines() if line.startswith(RESULT)]
+        accuracy, epochs = (json.loads(line[len(RESULT) :])[key] for key in ("test_acc", "epochs"))
+    print(f"  {name:<12} {seconds:8.1f} s  test acc {accuracy:.4f} after {epochs} epochs", flush=True)
+    return {"seconds": seconds, "test_acc": accuracy, "epochs": epochs, "reached": accuracy >= TARGET}
+
+
+def child(args) -> None:
+    """The hand-written loop or the students' pipeline: train ``--epochs``, print test accuracy."""
+    import torch
+    from bench import HandWritten, Settings, Students, _normalization
+
+    from imgcls.training.run import build_datamodule
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    cfg = compose(overrides(args))
+    datamodule = build_datamodule(cfg)
+    settings = Settings(cfg, datamodule, torch.device("cpu"))
+    if args.child == "handwritten":
+        variant = HandWritten(settings)
+    else:
+        settings = settings.as_students_wrote_it()
+        variant = Students(settings, workers=0, crop_flip=False)
+    test = datamodule.splits.test
+    mean, std = _normalization(datamodule, torch.device("cpu"))
+
+    def test_accuracy() -> float:
+        variant.net.eval()
+        correct = 0
+        with torch.no_grad():
+            for images, labels in zip(test.images.split(1000), test.labels.split(1000), strict=True):
+                correct += (variant.net((images.float() / 255 - mean) / std).argmax(1) == labels).sum().item()
+        variant.net.train()
+        return correct / len(test.labels)
+
+    for _ in range(args.epochs):
+        variant.epoch()
+    epochs, accuracy = args.epochs, test_accuracy()
+    # Short of the target after the recipe's epochs: one more epoch at a time, tested after
+    # each, so the time is the time to the target (up to --max-epochs).
+    while accuracy < TARGET and epochs < args.max_epochs:
+        variant.epoch()
+        epochs, accuracy = epochs + 1, test_accuracy()
+    print(RESULT + json.dumps({"test_acc": accuracy, "epochs": epochs}))
+
+
+def compose(config_overrides: list[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from imgcls.config import register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return hydra_compose(config_name="train", overrides=[*config_overrides, "print_config=false"])
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mnist", type=Path, default=REPO / "data" / "mnist" / "mnist.pkl.gz")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs of the recipe (5 reach 99%% on MNIST)")
+    parser.add_argument(
+        "--max-epochs", type=int, default=8,
+        help="the hand-written loop and the students' pipeline train on, an epoch at a time, until the target",
+    )  # fmt: skip
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of each process")
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench")
+    parser.add_argument("--child", choices=VARIANTS[1:], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.mnist = args.mnist.resolve()
+    if args.child:
+        return child(args)
+    if not args.mnist.is_file():
+        parser.error(f"--mnist {args.mnist}: no such file (see conf/data/mnist.yaml)")
+    print(f"time to {TARGET:.1%} test accuracy on MNIST, {args.epochs} epochs, {args.threads} threads:")
+    with tempfile.TemporaryDirectory() as tmp:
+        results = {name: run_variant(name, args, Path(tmp)) for name in args.variants}
+    report = {"epochs": args.epochs, "threads": args.threads, "target": TARGET, "variants": results}
+    if {"imgcls", "students"} <= results.keys():
+        report["students/imgcls"] = results["students"]["seconds"] / results["imgcls"]["seconds"]
+        print(f"imgcls is {report['students/imgcls']:.2f}x faster than the students' pipeline")
+    if {"imgcls", "handwritten"} <= results.keys():
+        report["imgcls/handwritten"] = results["imgcls"]["seconds"] / results["handwritten"]["seconds"]
+        print(f"imgcls takes {report['imgcls/handwritten']:.2f}x the hand-written loop's time")
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"time_to_accuracy_{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(report, indent=2))
+    print(f"wrote {path}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
