@@ -45,7 +45,11 @@ def test_grid_sweep_runs_every_job_when_one_raises_system_exit(tmp_path):
     assert result.stderr.count("SystemExit: this job called sys.exit()") >= 2
 
 
-@pytest.mark.parametrize(("signal_name", "exit_code"), [("SIGTERM", 143), ("SIGINT", 130)])
+@pytest.mark.parametrize(
+    ("signal_name", "exit_code"),
+    # The same path for both signals: Ctrl-C's in the slow tier keeps the default suite short.
+    [("SIGTERM", 143), pytest.param("SIGINT", 130, marks=pytest.mark.slow)],
+)
 def test_a_signal_ends_the_whole_sweep_after_the_jobs_checkpoint(tmp_path, signal_name, exit_code):
     import pandas as pd
 
