@@ -52,6 +52,7 @@ def sweep(tmp_path_factory):
     return sweep
 
 
+@pytest.mark.e2e  # the sweep's jobs are copies of the shared digits run, trained once
 def test_summary_sorts_marks_the_winner_and_keeps_failed_jobs(sweep):
     table = summarize_sweep(sweep)
     assert list(table["job"]) == ["001_b", "002_c", "000_a", "003_d", "004_e"]
@@ -76,6 +77,7 @@ def test_summary_sorts_marks_the_winner_and_keeps_failed_jobs(sweep):
     assert winner["best_checkpoint"] == record["best_checkpoint"]
 
 
+@pytest.mark.e2e  # the sweep's jobs are copies of the shared digits run, trained once
 def test_summary_command_writes_tables_and_plots(sweep, capsys):
     from imgcls.reports.sweep_summary import main
 
@@ -92,6 +94,7 @@ def test_summary_command_writes_tables_and_plots(sweep, capsys):
     )
 
 
+@pytest.mark.e2e  # the sweep's jobs are copies of the shared digits run, trained once
 def test_metric_vs_lr_has_a_line_per_model(sweep):
     from imgcls.reports.sweep_summary import plot_metric_vs_lr
 
