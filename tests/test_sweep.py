@@ -68,6 +68,7 @@ def test_a_signal_ends_the_whole_sweep_after_the_jobs_checkpoint(tmp_path, signa
     assert "2 jobs did not run" in (sweep_dir / "sweep_summary.md").read_text()
 
 
+@pytest.mark.slow  # 8 s; a failing job's record and the sweep going on are also the grid test's
 def test_optuna_search_records_a_diverged_trial_as_failed_and_goes_on(tmp_path):
     result = run_train_py(
         "-m",
@@ -90,6 +91,7 @@ def test_optuna_search_records_a_diverged_trial_as_failed_and_goes_on(tmp_path):
     assert result.returncode != 0 and "1 of 4 sweep jobs failed" in result.stderr
 
 
+@pytest.mark.slow  # 6 s: two train.py processes
 def test_two_runs_started_at_the_same_instant_get_two_directories(tmp_path):
     command = [
         sys.executable,
