@@ -18,12 +18,7 @@ safetensors_torch = pytest.importorskip("safetensors.torch")
 NAME = "resnet10t"  # 4.9 M parameters; at 32 px a step takes milliseconds
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture

@@ -24,13 +24,7 @@ NET = "imgcls.models.torchvision_net.TorchvisionNet"
 FAST_INIT = {"googlenet": {"init_weights": False}, "inception_v3": {"init_weights": False}}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions on a shared 2-core machine run several times faster on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def tiny_step(name: str, input_size=None, num_classes: int = 3):
