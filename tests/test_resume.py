@@ -71,6 +71,17 @@ def final_state(run_dir: Path) -> tuple[dict, dict]:
     return checkpoint["state_dict"], metrics
 
 
+def assert_ends_where(run_dir: Path, reference_dir: Path, keys=("best", "test", "best_epoch", "epochs_trained")):
+    """``run_dir`` ended with ``reference_dir``'s weights, bit for bit, and its metrics ``keys``."""
+    weights, metrics = final_state(run_dir)
+    expected_weights, expected_metrics = final_state(reference_dir)
+    assert weights.keys() == expected_weights.keys()
+    for name, tensor in expected_weights.items():
+        assert torch.equal(weights[name], tensor), name
+    for key in keys:
+        assert metrics[key] == expected_metrics[key], key
+
+
 def scalar_events(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """Every TensorBoard scalar of a run, as TensorBoard reads it (purged events left out)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -98,13 +109,7 @@ def test_kill_9_at_a_random_point_then_resume_equals_an_uninterrupted_run(tmp_pa
     run_train_py(f"resume={killed_dir}", log_dir=tmp_path / "killed")
 
     assert only_run_dir(tmp_path / "killed") == killed_dir, "resume must continue in the same directory"
-    weights, metrics = final_state(killed_dir)
-    expected_weights, expected_metrics = final_state(only_run_dir(tmp_path / "reference"))
-    assert weights.keys() == expected_weights.keys()
-    for name, tensor in expected_weights.items():
-        assert torch.equal(weights[name], tensor), name
-    for key in ("best", "test", "best_epoch", "epochs_trained"):
-        assert metrics[key] == expected_metrics[key], key
+    assert_ends_where(killed_dir, only_run_dir(tmp_path / "reference"))
     # The same TensorBoard run, with every step once: what the killed process logged from its
     # last checkpoint's step on is purged and logged again by the resumed one. The one exception
     # is the parameter counts, logged at step 0 by every process, with the same values.
@@ -139,11 +144,7 @@ def test_sigterm_mid_epoch_exits_143_with_a_checkpoint_and_resume_finishes(tmp_p
     # The resumed epoch trains on the batches the interrupted one had left: it ends where an
     # uninterrupted run does.
     run_train_py(*RUN, log_dir=tmp_path / "reference")
-    weights, _ = final_state(run_dir)
-    expected, expected_metrics = final_state(only_run_dir(tmp_path / "reference"))
-    for name, tensor in expected.items():
-        assert torch.equal(weights[name], tensor), name
-    assert metrics["test"] == expected_metrics["test"]
+    assert_ends_where(run_dir, only_run_dir(tmp_path / "reference"), keys=("test",))
 
     again = run_train_py(f"resume={run_dir}", log_dir=tmp_path, env=env)
     assert "already finished" in again.stdout
@@ -320,10 +321,4 @@ def test_20_kill_9_during_checkpoint_saves_lose_nothing_and_resume_exactly(tmp_p
     run_train_py(f"resume={run_dir}", log_dir=tmp_path / "killed")
 
     assert not [p.name for p in checkpoints.iterdir() if p.name.endswith(".tmp")], "a killed save's file is left"
-    weights, metrics = final_state(run_dir)
-    expected_weights, expected_metrics = final_state(only_run_dir(tmp_path / "reference"))
-    assert weights.keys() == expected_weights.keys()
-    for name, tensor in expected_weights.items():
-        assert torch.equal(weights[name], tensor), name
-    for key in ("best", "test", "best_epoch", "epochs_trained"):
-        assert metrics[key] == expected_metrics[key], key
+    assert_ends_where(run_dir, only_run_dir(tmp_path / "reference"))
