@@ -273,9 +273,9 @@ class ImageDataModule(L.LightningDataModule):
         if not shuffle:
             return DistributedSampler(data, num_replicas=replicas, rank=rank, shuffle=False, seed=seed)
         order = TrainingOrder(data, replicas, rank, seed)
-        if self.trainer is not None:  # batches of the current epoch that a resumed run trained
-            batches = self.trainer.fit_loop.epoch_loop.batch_progress.current.completed
-            order.resume_after(batches * self.batch_size * self.fused_steps)
+        progress = self.trainer.fit_loop.epoch_loop.batch_progress if self.trainer is not None else None
+        if progress is not None and not progress.is_last_batch:  # a checkpoint taken mid-epoch
+            order.resume_after(progress.current.completed * self.batch_size * self.fused_steps)
         return order
 
     def _balanced_sampler(self) -> WeightedRandomSampler:
