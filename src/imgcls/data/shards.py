@@ -248,13 +248,18 @@ class ShardDataModule(ImageDataModule):
     def train_dataloader(self):
         from litdata import StreamingDataLoader
 
-        dataset = self._dataset("train", shuffle=True, seed=_loader_seed())
+        seed = _loader_seed()
+        dataset = self._dataset("train", shuffle=True, seed=seed)
         return StreamingDataLoader(
             dataset,
             batch_size=self.batch_size * self.fused_steps,
             num_workers=self.num_workers,
             collate_fn=image_batch,
             persistent_workers=self.num_workers > 0,
+            # Its own generator: a new iterator (each epoch's, and a resumed one's) draws its
+            # worker seed from it, not from the global generator that augmentation and dropout
+            # use, so a run resumed mid-epoch draws the same masks as an uninterrupted one.
+            generator=torch.Generator().manual_seed(seed),
         )
 
     def trains_resident(self, device: torch.device) -> bool:
