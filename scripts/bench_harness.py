@@ -35,11 +35,13 @@ def clock() -> float:
 class Timings:
     """Seconds of each variant per round, recorded in any order within a round; a round is
     complete (and printed) once every variant has recorded. ``work`` is the images one epoch
-    processes: speeds are ``work / seconds``."""
+    processes: speeds are ``work / seconds``. ``shown(name, seconds)`` is how a round's line
+    shows each variant (default: its images/s)."""
 
-    def __init__(self, names: list[str], warmup: int, rounds: int, work: int):
+    def __init__(self, names: list[str], warmup: int, rounds: int, work: int, shown=None):
         self.names, self.warmup, self.total_rounds = list(names), warmup, warmup + rounds
         self.work = work
+        self.shown = shown or (lambda name, seconds: f"{name}={work / seconds:,.0f}/s")
         self.seconds: dict[str, list[float]] = {name: [] for name in self.names}
         self.rounds_done = 0
 
@@ -49,7 +51,7 @@ class Timings:
             return
         self.rounds_done += 1
         warm = " (warm-up)" if self.rounds_done <= self.warmup else ""
-        row = "  ".join(f"{n}={self.work / self.seconds[n][-1]:,.0f}/s" for n in self.names)
+        row = "  ".join(self.shown(n, self.seconds[n][-1]) for n in self.names)
         print(f"  round {self.rounds_done}/{self.total_rounds}{warm}: {row}", flush=True)
 
     def check_complete(self) -> None:
@@ -64,9 +66,9 @@ class Timings:
         }
 
 
-def interleave(variants: dict, warmup: int, rounds: int, work: int) -> Timings:
+def interleave(variants: dict, warmup: int, rounds: int, work: int, shown=None) -> Timings:
     """One epoch of each variant per round, in order, for ``warmup + rounds`` rounds."""
-    timings = Timings(list(variants), warmup, rounds, work)
+    timings = Timings(list(variants), warmup, rounds, work, shown)
     for _ in range(timings.total_rounds):
         for name, variant in variants.items():
             timings.record(name, variant.epoch())

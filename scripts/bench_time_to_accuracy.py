@@ -145,7 +145,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     with tempfile.TemporaryDirectory() as tmp:
         variants = {name: Variant(name, args, Path(tmp)) for name in args.variants}
         # work=1: a variant's "speed" is runs per second, so ratios of speeds are ratios of times.
-        timings = interleave(variants, warmup=0, rounds=args.rounds, work=1)
+        timings = interleave(
+            variants, warmup=0, rounds=args.rounds, work=1, shown=lambda name, seconds: f"{name} {seconds:.1f} s"
+        )
     speeds = timings.results()
     results = {
         name: {"seconds": summary(timings.seconds[name]), "runs": variant.runs}

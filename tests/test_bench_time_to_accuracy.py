@@ -30,5 +30,7 @@ def test_the_ratios_are_medians_of_per_round_time_ratios(monkeypatch, tmp_path, 
     assert report["imgcls/handwritten"]["median"] == 44.0 / 40.0
     assert (report["imgcls/handwritten"]["min"], report["imgcls/handwritten"]["max"]) == (40.0 / 38.0, 50.0 / 40.0)
     assert report["variants"]["imgcls"]["seconds"]["median"] == 44.0
-    assert "students/imgcls      2.00 (min 1.80, max 2.25)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "round 2/3: imgcls 44.0 s  handwritten 40.0 s  students 99.0 s" in printed
+    assert "students/imgcls      2.00 (min 1.80, max 2.25)" in printed
     sys.modules.pop("bench_time_to_accuracy", None)
