@@ -77,6 +77,7 @@ def write_report(
     labelled_splits: Sequence[Predictions] = (),
     suspect_min_confidence: float = 0.5,
     split_sections: Sequence[Callable[[Predictions, ReportWriter], list[str]]] = (),
+    best: Mapping | None = None,
 ) -> Path:
     """Write tables, figures, ``evaluation.json`` and ``report.md`` into ``out_dir``; return report.md.
 
@@ -91,7 +92,8 @@ def write_report(
     ``SummaryWriter``) receives every figure under ``report/...`` too. ``labelled_splits``
     (predictions of the training and validation sets) add the suspect labels. ``split_sections``
     add parts to each test set's section: each gets its predictions and the writer, returns
-    markdown lines.
+    markdown lines. ``best`` (``epoch``, ``epochs``, ``monitor``, ``value``, ``checkpoint``)
+    names the training run's best epoch, the one whose checkpoint was tested.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -105,6 +107,12 @@ def write_report(
             "## Training curves",
             "",
             f"![training curves]({writer.figure(plot_training_curves(epochs), 'training_curves.png')})",
+            "",
+        ]
+    if best:
+        checkpoint = f" (`{Path(best['checkpoint']).name}`, tested below)" if best.get("checkpoint") else ""
+        lines += [
+            f"Best epoch: {best['epoch']} of {best['epochs']}, {best['monitor']} {best['value']:.4f}{checkpoint}.",
             "",
         ]
     all_metrics = {}

@@ -318,6 +318,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
             **label_check,
             cam=cfg.get("cam"),
             projector=cfg.get("projector"),
+            best=_best_epoch(history, cfg.monitor.metric, trainer.current_epoch, best_path),
             **{key: cfg[key] for key in ("confusion_classes", "confused_pair_examples") if key in cfg},
         )
 
@@ -354,6 +355,14 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
     log_final_hparams(trainer.loggers, cfg, {**summary["best"], **test_metrics}, computed_hparams(model, trainer))
     _print_where(run_dir, report)
     return summary["best"].get(cfg.monitor.metric)
+
+
+def _best_epoch(history, monitor: str, epochs: int, checkpoint: str) -> dict | None:
+    """The report's line on the best epoch: the same numbers as metrics.json's best_epoch and best."""
+    best = history.best()
+    if best is None:
+        return None
+    return {"epoch": best["epoch"], "epochs": epochs, "monitor": monitor, "value": best[monitor], "checkpoint": checkpoint}
 
 
 def computed_hparams(model, trainer) -> dict[str, object]:
