@@ -12,7 +12,12 @@ from sklearn.metrics import confusion_matrix
 
 from imgcls.display import display_names
 from imgcls.metrics import Predictions, split_metrics
-from imgcls.reports.calibration import calibration_bins, plot_confidence_histogram, plot_reliability_diagram
+from imgcls.reports.calibration import (
+    SplitCalibration,
+    plot_confidence_histogram,
+    plot_reliability_diagram,
+    split_calibration,
+)
 from imgcls.reports.classification_report import averages_table, per_class_table
 from imgcls.reports.confusion_matrix import (
     MAX_ANNOTATED_CLASSES,
@@ -78,6 +83,7 @@ def write_report(
     suspect_min_confidence: float = 0.5,
     split_sections: Sequence[Callable[[Predictions, ReportWriter], list[str]]] = (),
     best: Mapping | None = None,
+    calibration: Mapping[str, SplitCalibration] | None = None,
 ) -> Path:
     """Write tables, figures, ``evaluation.json`` and ``report.md`` into ``out_dir``; return report.md.
 
@@ -93,7 +99,9 @@ def write_report(
     (predictions of the training and validation sets) add the suspect labels. ``split_sections``
     add parts to each test set's section: each gets its predictions and the writer, returns
     markdown lines. ``best`` (``epoch``, ``epochs``, ``monitor``, ``value``, ``checkpoint``)
-    names the training run's best epoch, the one whose checkpoint was tested.
+    names the training run's best epoch, the one whose checkpoint was tested. ``calibration``
+    (by split: :func:`~imgcls.reports.calibration.split_calibration`, what metrics.json records)
+    is used as given; a split without one gets it computed here.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -126,6 +134,7 @@ def write_report(
             confused_pairs_top,
             shown_classes=confusion_classes,
             pair_examples=confused_pair_examples,
+            calibration=(calibration or {}).get(split.split) or split_calibration(split),
         )
         all_metrics[split.split] = split_numbers
         lines += section
@@ -152,6 +161,7 @@ def _split_section(
     *,
     shown_classes: int,
     pair_examples: int,
+    calibration: SplitCalibration,
 ) -> tuple[dict, list[str]]:
     name, names = predictions.split, predictions.class_names
     samples = len(predictions.labels)
@@ -166,10 +176,9 @@ def _split_section(
         ]
     if not samples:
         return metrics, [*lines, "No images.", ""]
-    bins = calibration_bins(predictions)
-    metrics["ece"] = bins.ece
     # Calibrated by temperature scaling: the ECE of the raw softmax too, to show what it did.
-    raw_bins = calibration_bins(predictions.uncalibrated()) if predictions.calibrated else None
+    bins, raw_bins = calibration.bins, calibration.uncalibrated
+    metrics["ece"] = bins.ece
     if raw_bins is not None:
         metrics.update(ece_uncalibrated=raw_bins.ece, temperature=predictions.temperature)
     lines += ["| metric | value |", "|---|---|"]
