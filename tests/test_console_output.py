@@ -84,23 +84,55 @@ def test_the_model_summary_has_no_flops_column(caplog):
     assert "FLOPs" not in text
 
 
-@pytest.mark.e2e
-def test_a_run_writing_to_a_file_has_one_line_per_epoch_and_no_control_codes(tmp_path):
-    # Progress bar and model summary as configured by default (tests usually turn them off).
+@pytest.fixture(scope="module")
+def file_run(tmp_path_factory):
+    """A run through train.py with its output redirected to files, the progress bar and model
+    summary as configured by default (tests usually turn them off), and a lean report."""
+    tmp_path = tmp_path_factory.mktemp("file_run")
     command = [
         sys.executable, str(REPO / "train.py"), "data=digits", "model=logreg", "trainer.max_epochs=3",
         "trainer.limit_train_batches=2", "trainer.limit_val_batches=2", "trainer.limit_test_batches=2",
-        "report=false", f"paths.log_dir={tmp_path}",
+        "cam.mistakes=0", "projector.enabled=false", "suspect_labels.enabled=false", f"paths.log_dir={tmp_path}",
     ]
     with open(tmp_path / "stdout.txt", "w") as stdout, open(tmp_path / "stderr.txt", "w") as stderr:
         subprocess.run(command, cwd=REPO, stdout=stdout, stderr=stderr, timeout=300, check=True)
     printed = (tmp_path / "stdout.txt").read_text() + (tmp_path / "stderr.txt").read_text()
     (log,) = tmp_path.rglob("train.log")
-    for text in (printed, log.read_text()):
+    return SimpleNamespace(printed=printed, log=log.read_text(), run_dir=log.parent)
+
+
+@pytest.mark.e2e
+def test_a_run_writing_to_a_file_has_one_line_per_epoch_and_no_control_codes(file_run):
+    printed, log = file_run.printed, file_run.log
+    for text in (printed, log):
         lines = [line for line in text.splitlines() if "epoch " in line and "/3  train/loss " in line]
         assert [line.split("epoch ")[1][:3] for line in lines] == ["1/3", "2/3", "3/3"]
         assert "val/acc" in lines[-1] and "val/loss" in lines[-1]
         assert "\r" not in text and "\x1b" not in text
         assert "Tip:" not in text and "litlogger" not in text and "FLOPs" not in text
-    assert "Model summary:" in log.read_text() and "Resolved: precision=" in log.read_text()
+    assert "Model summary:" in log and "Resolved: precision=" in log
     assert "Run directory:" in printed
+
+
+@pytest.mark.e2e
+def test_every_epoch_number_shown_is_the_console_s(file_run):
+    """train.log's epoch line with the best val/acc, metrics.json, report.md, the best
+    checkpoint's name and the training curves name the same epoch, counted from 1."""
+    import json
+    import re
+
+    import pandas as pd
+
+    record = json.loads((file_run.run_dir / "metrics.json").read_text())
+    assert record["monitor"] == "val/acc"
+    logged = [(int(epoch), float(acc)) for epoch, acc in re.findall(r"epoch (\d+)/3 .*val/acc (\S+)", file_run.log)]
+    assert [epoch for epoch, _ in logged] == [1, 2, 3]
+    best = max(logged, key=lambda pair: pair[1])[0]  # the first of equals, as the run picks
+    assert record["best_epoch"] == best
+    assert f"{record['best']['val/acc']:.4f}" == f"{dict(logged)[best]:.4f}"
+    assert record["best_checkpoint"].endswith(f"epoch{best:03d}.ckpt")
+    report = (file_run.run_dir / "report" / "report.md").read_text()
+    assert f"Best epoch: {best} of 3, val/acc {dict(logged)[best]:.4f} (`epoch{best:03d}.ckpt`, tested below)." in report
+    curves = pd.read_csv(file_run.run_dir / "report" / "training_curves.csv")
+    assert list(curves["epoch"]) == [1, 2, 3]
+    assert curves.loc[curves["val/acc"].idxmax(), "epoch"] == best

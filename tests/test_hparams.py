@@ -10,19 +10,47 @@ from conftest import compose_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+from imgcls.config import SWEPT_KEYS_ENV
 from imgcls.reports.tensorboard import hparams_from_config, log_final_hparams
 from imgcls.training.run import _shown, computed_hparams
 
-FIRST = ["model.name", "optimizer", "optimizer.lr", "data.batch_size", "trainer.max_epochs", "data"]
+FIRST = ["1 model.name", "2 optimizer, lr", "3 data.batch_size", "4 trainer.max_epochs", "5 data"]
+
+
+def _as_tensorboard_shows(log_dir) -> tuple[list[str], dict]:
+    """The HPARAMS tab's columns in TensorBoard's order (by name: its backend's
+    _sort_and_reduce_to_hparams_limit; nothing differs in one run), and the run's values."""
+    plugin = EventAccumulator(str(log_dir)).Reload().PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(plugin["_hparams_/experiment"]).experiment
+    start = plugin_data_pb2.HParamsPluginData.FromString(plugin["_hparams_/session_start_info"]).session_start_info
+    values = {name: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
+              for name, value in start.hparams.items()}
+    return sorted(info.name for info in experiment.hparam_infos), values
 
 
 def test_hparams_lead_with_model_optimizer_lr_batch_size_epochs_and_data():
     params = hparams_from_config(compose_config("model=cnn", "optimizer=sgd", "optimizer.lr=0.05"))
     assert list(params)[: len(FIRST)] == FIRST
-    assert [params[key] for key in FIRST] == ["cnn", "SGD", 0.05, 64, 20, "DigitsDataModule"]
+    assert [params[key] for key in FIRST] == ["cnn", "SGD lr 0.05", 64, 20, "DigitsDataModule"]
+    assert params["optimizer.lr"] == 0.05  # the number too, to sort and filter runs by
     assert "optimizer.weight_decay" not in params and "seed" not in params  # in resolved.yaml
     swept = hparams_from_config(compose_config("optimizer.weight_decay=0.1"), swept=["optimizer.weight_decay"])
-    assert list(swept)[len(FIRST):] == ["optimizer.weight_decay"] and swept["optimizer.weight_decay"] == 0.1
+    assert list(swept)[len(FIRST):] == ["optimizer.lr", "optimizer.weight_decay"]
+    assert swept["optimizer.weight_decay"] == 0.1
+
+
+def test_tensorboard_ticks_the_five_leading_columns_first(tmp_path, monkeypatch):
+    """TensorBoard shows the first five hparams of its order by default (tf-hparams-query-pane)."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    logger = TensorBoardLogger(tmp_path, name="", version="")
+    cfg = compose_config("model=cnn", "optimizer=sgd", "optimizer.lr=0.05", "optimizer.weight_decay=0.1")
+    monkeypatch.setenv(SWEPT_KEYS_ENV, "optimizer.weight_decay")
+    log_final_hparams([logger], cfg, {"test/acc": 0.9})
+    columns, values = _as_tensorboard_shows(tmp_path)
+    assert columns[:5] == FIRST
+    assert [values[name] for name in FIRST] == ["cnn", "SGD lr 0.05", 64, 20, "DigitsDataModule"]
+    assert {"optimizer.lr", "optimizer.weight_decay"} <= set(columns[5:])
 
 
 def _differential_run():
@@ -47,10 +75,10 @@ def test_every_learning_rate_of_differential_rates_and_the_class_weights_are_log
     cfg = compose_config("model=resnet18", "model.backbone_lr_mult=0.1", "loss.class_weights=balanced")
     logger = TensorBoardLogger(tmp_path, name="", version="")
     log_final_hparams([logger], cfg, {"test/acc": 0.9}, computed)
-    events = EventAccumulator(str(tmp_path)).Reload()
-    content = events.PluginTagToContent("hparams")["_hparams_/experiment"]
-    columns = [info.name for info in plugin_data_pb2.HParamsPluginData.FromString(content).experiment.hparam_infos]
-    assert columns[:8] == [*FIRST[:3], "optimizer.lr.backbone", "optimizer.lr.head", *FIRST[3:]]
+    columns, values = _as_tensorboard_shows(tmp_path)
+    assert columns[:5] == FIRST
+    assert values["2 optimizer, lr"] == "Adam lr backbone 0.0001, head 0.001"
+    assert values["optimizer.lr.backbone"] == 1e-4 and values["optimizer.lr.head"] == 1e-3
     assert "loss.class_weights.computed" in columns
 
 

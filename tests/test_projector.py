@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from imgcls.config import ConfigError, check_projector
 from imgcls.models.classifier import ImageClassifier
 from imgcls.models.embeddings import embedding_layer, embeddings
 from imgcls.models.net_interface import ClassifierNet
-from imgcls.reports.projector import METADATA_HEADER, projector_rows
+from imgcls.reports.projector import METADATA_HEADER, metadata, projector_rows
 
 
 def _projector(log_dir):
@@ -129,3 +130,27 @@ def test_a_sprite_too_large_for_tensorboard_is_refused():
     check_projector(OmegaConf.create({"enabled": False, "max_images": 10**6, "thumbnail_size": 64}))
     with pytest.raises(ConfigError, match="projector.max_images or projector.thumbnail_size"):
         check_projector(OmegaConf.create({"enabled": True, "max_images": 10000, "thumbnail_size": 128}))
+
+
+def _projector_default_label(header: list[str], rows: list[list[str]]) -> str:
+    """The column TensorBoard's Projector labels points by: the first whose values are not all
+    numbers to JavaScript (projector_binary.js, updateMetadataUI), else the first."""
+    js_number = re.compile(r"\s*([+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?Infinity)?\s*")
+    for column, name in enumerate(header):
+        if not all(js_number.fullmatch(row[column]) for row in rows):
+            return name
+    return header[0]
+
+
+@pytest.mark.parametrize("class_names", [[str(k) for k in range(3)], ["cat", "dog", "7"]])
+def test_the_projector_labels_points_by_their_true_class(class_names):
+    from imgcls.metrics import Predictions
+
+    labels = np.array([0, 1, 2, 2])
+    predictions = Predictions("test", np.eye(3)[[0, 1, 1, 2]], labels, class_names)
+    rows = metadata(predictions, np.arange(4))
+    assert METADATA_HEADER[0] == "label"
+    assert _projector_default_label(METADATA_HEADER, rows) == "label"
+    shown = [row[0] for row in rows]
+    assert all(class_names[k] in shown[i] for i, k in enumerate(labels))  # the class name, maybe as "class 2"
+    assert rows[2][1] == shown[1] and rows[2][2] == "no"  # predicted reads as label does

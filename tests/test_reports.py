@@ -212,7 +212,7 @@ def test_training_curves_come_from_the_run_log(run_dir):
     from imgcls.reports.curves import epoch_metrics
 
     epochs = epoch_metrics(run_dir / "csv" / "metrics.csv")
-    assert list(epochs.index) == [0, 1, 2, 3, 4]
+    assert list(epochs.index) == [1, 2, 3, 4, 5]  # as the console counts
     assert {"train/loss", "train/acc", "val/loss", "val/acc"} <= set(epochs.columns)
     assert epochs["train/loss"].iloc[-1] < epochs["train/loss"].iloc[0]
     best = json.loads((run_dir / "metrics.json").read_text())

@@ -331,7 +331,7 @@ def test_casia_transfer_recipe_runs_end_to_end_with_real_weights(mobilenet_torch
         log_dir=tmp_path / "logs",
         env={"OMP_NUM_THREADS": "1", "TORCH_HOME": str(mobilenet_torch_home)},
     )
-    assert "Epoch 1: backbone unfrozen, learning rate 1e-05" in result.stdout
+    assert "Epoch 2: backbone unfrozen (after 1 epoch of the head alone), learning rate 1e-05" in result.stdout
     (path,) = (tmp_path / "logs").rglob("metrics.json")
     metrics = json.loads(path.read_text())
     assert metrics["status"] == "ok" and metrics["epochs_trained"] == 2 and metrics["params"]["frozen"] == 0

@@ -45,6 +45,24 @@ def calibration_bins(predictions: Predictions, n_bins: int = DEFAULT_BINS) -> Ca
     return CalibrationBins(edges, counts, mean_confidence, accuracy)
 
 
+@dataclass
+class SplitCalibration:
+    """A test set's bins at its temperature and, when temperature scaling calibrated it, at
+    temperature 1: computed once, read by the report (table, figures) and metrics.json."""
+
+    bins: CalibrationBins
+    uncalibrated: CalibrationBins | None
+
+    def eces(self) -> dict[str, float]:
+        """The ECE at temperature 1 (``ece`` itself for a split that is not calibrated) and at the split's."""
+        return {"ece_uncalibrated": (self.uncalibrated or self.bins).ece, "ece": self.bins.ece}
+
+
+def split_calibration(predictions: Predictions) -> SplitCalibration:
+    raw = calibration_bins(predictions.uncalibrated()) if predictions.calibrated else None
+    return SplitCalibration(calibration_bins(predictions), raw)
+
+
 def plot_reliability_diagram(bins: CalibrationBins, title: str = "Reliability diagram"):
     """Accuracy per confidence bin against the diagonal of perfect calibration."""
     fig, (top, bottom) = plt.subplots(

@@ -14,7 +14,8 @@ CSV_METRICS = Path("csv") / "metrics.csv"
 
 
 def epoch_metrics(csv_path: str | Path) -> pd.DataFrame:
-    """One row per epoch: the epoch-level value of every logged metric.
+    """One row per epoch, by its number as the console shows it (1-based; Lightning's CSV
+    counts from 0): the epoch-level value of every logged metric.
 
     Lightning writes each logged value on its own sparse row; step-level duplicates of a
     metric logged on both step and epoch (``train/loss_step``) are dropped for the
@@ -30,7 +31,7 @@ def epoch_metrics(csv_path: str | Path) -> pd.DataFrame:
     frame = frame.dropna(subset=["epoch"]).dropna(
         how="all", subset=[c for c in frame.columns if c != "epoch"]
     )
-    frame["epoch"] = frame["epoch"].astype(int)
+    frame["epoch"] = frame["epoch"].astype(int) + 1
     return frame.groupby("epoch", as_index=True).last().sort_index()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 
 import numpy as np
 
@@ -46,7 +47,11 @@ def plot_sample_grid(samples, columns: int = 4, title: str = "", empty: str = "n
         return fig
     columns = min(columns, len(samples))
     rows = math.ceil(len(samples) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), squeeze=False)
+    titles = [_cell_title(predictions, row, show_split) for predictions, row in samples]
+    lines = max(title.count("\n") + 1 for title in titles)
+    # Each cell: a 2.2-inch image under its title's lines; constrained layout keeps them apart.
+    height = rows * (2.2 + lines * _LINE_INCHES) + 0.5
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, height), squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for ax, (predictions, row) in zip(axes.flat, samples, strict=False):
@@ -55,8 +60,24 @@ def plot_sample_grid(samples, columns: int = 4, title: str = "", empty: str = "n
             ax.imshow(image[0], cmap="gray", vmin=0, vmax=255)
         else:
             ax.imshow(image.transpose(1, 2, 0))
-        name = f"{predictions.split} {predictions.sample_caption(row)}" if show_split else predictions.sample_caption(row)
-        ax.set_title(f"{name}\n{mistake_caption(predictions, row)}", fontsize=9)
+    for ax, text in zip(axes.flat, titles, strict=False):
+        ax.set_title(text, fontsize=_TITLE_POINTS)
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
+
+
+# A cell's title: 9-point text, as many characters a line as fit the 2.6-inch cell.
+_TITLE_POINTS, _TITLE_CHARS, _LINE_INCHES = 9, 30, 0.17
+
+
+def _cell_title(predictions: Predictions, row: int, show_split: bool) -> str:
+    """The file name (its middle elided when it is too long: the end tells files apart), then
+    ``true → predicted (p)``, wrapped to the cell's width."""
+    name = predictions.sample_caption(row)
+    if len(name) > _TITLE_CHARS:
+        keep = _TITLE_CHARS - 1
+        name = f"{name[: keep // 3]}…{name[-(keep - keep // 3):]}"
+    if show_split:
+        name = f"{predictions.split} {name}" if len(name) + len(predictions.split) < _TITLE_CHARS else f"{predictions.split}\n{name}"
+    caption = textwrap.wrap(mistake_caption(predictions, row), _TITLE_CHARS, break_on_hyphens=False)
+    return "\n".join([name, *caption])

@@ -3,6 +3,7 @@ thumbnail and what the model made of it (true and predicted label, correct, file
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +40,14 @@ def thumbnails(images: np.ndarray, size: int) -> torch.Tensor:
 
 
 def metadata(predictions: Predictions, rows: np.ndarray) -> list[list[str]]:
-    """One row per point, as METADATA_HEADER; no tabs or line breaks, which TSV cannot hold."""
+    """One row per point, as METADATA_HEADER; no tabs or line breaks, which TSV cannot hold.
+
+    The Projector labels points by the first column that holds a non-number (its
+    updateMetadataUI), so class names that all read as numbers (digits' 0-9) are written
+    ``class 3``: else it would skip label and predicted and label every point yes/no."""
     names = [display_name(name) for name in predictions.class_names]
+    if all(_reads_as_number(name) for name in names):
+        names = [f"class {name}" for name in names]
     table = []
     for row in rows:
         cells = [
@@ -52,6 +59,16 @@ def metadata(predictions: Predictions, rows: np.ndarray) -> list[list[str]]:
         ]
         table.append([" ".join(cell.split()) for cell in cells])
     return table
+
+
+# A string JavaScript's Number() reads as a number (isNaN false), as the Projector tests values.
+_JS_NUMBER = re.compile(
+    r"\s*([+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?Infinity|0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+)?\s*"
+)
+
+
+def _reads_as_number(text: str) -> bool:
+    return _JS_NUMBER.fullmatch(text) is not None
 
 
 def projector_section(

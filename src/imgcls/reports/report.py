@@ -12,7 +12,12 @@ from sklearn.metrics import confusion_matrix
 
 from imgcls.display import display_names
 from imgcls.metrics import Predictions, split_metrics
-from imgcls.reports.calibration import calibration_bins, plot_confidence_histogram, plot_reliability_diagram
+from imgcls.reports.calibration import (
+    SplitCalibration,
+    plot_confidence_histogram,
+    plot_reliability_diagram,
+    split_calibration,
+)
 from imgcls.reports.classification_report import averages_table, per_class_table
 from imgcls.reports.confusion_matrix import (
     MAX_ANNOTATED_CLASSES,
@@ -77,6 +82,8 @@ def write_report(
     labelled_splits: Sequence[Predictions] = (),
     suspect_min_confidence: float = 0.5,
     split_sections: Sequence[Callable[[Predictions, ReportWriter], list[str]]] = (),
+    best: Mapping | None = None,
+    calibration: Mapping[str, SplitCalibration] | None = None,
 ) -> Path:
     """Write tables, figures, ``evaluation.json`` and ``report.md`` into ``out_dir``; return report.md.
 
@@ -91,7 +98,10 @@ def write_report(
     ``SummaryWriter``) receives every figure under ``report/...`` too. ``labelled_splits``
     (predictions of the training and validation sets) add the suspect labels. ``split_sections``
     add parts to each test set's section: each gets its predictions and the writer, returns
-    markdown lines.
+    markdown lines. ``best`` (``epoch``, ``epochs``, ``monitor``, ``value``, ``checkpoint``)
+    names the training run's best epoch, the one whose checkpoint was tested. ``calibration``
+    (by split: :func:`~imgcls.reports.calibration.split_calibration`, what metrics.json records)
+    is used as given; a split without one gets it computed here.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -107,6 +117,12 @@ def write_report(
             f"![training curves]({writer.figure(plot_training_curves(epochs), 'training_curves.png')})",
             "",
         ]
+    if best:
+        checkpoint = f" (`{Path(best['checkpoint']).name}`, tested below)" if best.get("checkpoint") else ""
+        lines += [
+            f"Best epoch: {best['epoch']} of {best['epochs']}, {best['monitor']} {best['value']:.4f}{checkpoint}.",
+            "",
+        ]
     all_metrics = {}
     for split in predictions:
         headline = (metrics or {}).get(split.split) or split_metrics(split, ordinal)
@@ -118,6 +134,7 @@ def write_report(
             confused_pairs_top,
             shown_classes=confusion_classes,
             pair_examples=confused_pair_examples,
+            calibration=(calibration or {}).get(split.split) or split_calibration(split),
         )
         all_metrics[split.split] = split_numbers
         lines += section
@@ -144,6 +161,7 @@ def _split_section(
     *,
     shown_classes: int,
     pair_examples: int,
+    calibration: SplitCalibration,
 ) -> tuple[dict, list[str]]:
     name, names = predictions.split, predictions.class_names
     samples = len(predictions.labels)
@@ -158,10 +176,9 @@ def _split_section(
         ]
     if not samples:
         return metrics, [*lines, "No images.", ""]
-    bins = calibration_bins(predictions)
-    metrics["ece"] = bins.ece
     # Calibrated by temperature scaling: the ECE of the raw softmax too, to show what it did.
-    raw_bins = calibration_bins(predictions.uncalibrated()) if predictions.calibrated else None
+    bins, raw_bins = calibration.bins, calibration.uncalibrated
+    metrics["ece"] = bins.ece
     if raw_bins is not None:
         metrics.update(ece_uncalibrated=raw_bins.ece, temperature=predictions.temperature)
     lines += ["| metric | value |", "|---|---|"]

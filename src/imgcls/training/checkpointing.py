@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -139,3 +139,15 @@ class SaveOnInterrupt(Callback):
         console.info(
             f"\nInterrupted: saved {path}; continue with `python train.py resume={trainer.default_root_dir}`"
         )
+
+
+class NumberedCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint whose ``filename`` may also use ``{epoch_number}``: the
+    epoch's number as the console, train.log, report and metrics.json show it (1-based), so
+    the best of ``epoch 4/20`` is ``epoch004.ckpt``. ``{epoch}`` keeps Lightning's meaning
+    (0-based)."""
+
+    def format_checkpoint_name(self, metrics, filename=None, ver=None, prefix=None) -> str:
+        if "epoch" in metrics:
+            metrics = {**metrics, "epoch_number": torch.as_tensor(int(metrics["epoch"]) + 1)}
+        return super().format_checkpoint_name(metrics, filename=filename, ver=ver, prefix=prefix)

@@ -36,6 +36,6 @@ class FailOnNonFiniteLoss(Callback):
         value = float(self._last_loss)
         if not math.isfinite(value):
             raise FloatingPointError(
-                f"training loss is {value} at epoch {trainer.current_epoch}, step {trainer.global_step}: "
+                f"training loss is {value} at epoch {trainer.current_epoch + 1}, step {trainer.global_step}: "
                 "the run diverged (try a lower optimizer.lr)"
             )

@@ -40,7 +40,9 @@ class GradualUnfreezing(BaseFinetuning):
         if backbone:  # not yet there (a resumed run restores the group itself)
             optimizer.add_param_group({"params": backbone, "lr": lr, "name": "backbone"})
             _extend_schedulers(pl_module.trainer, lr)
-        console.info(f"Epoch {epoch}: backbone unfrozen, learning rate {lr:g}")
+        # Lightning's epoch counts from 0, as unfreeze_at_epoch does; the console's lines from 1.
+        heads_only = f"{epoch} epoch{'s' if epoch != 1 else ''} of the head alone"
+        console.info(f"Epoch {epoch + 1}: backbone unfrozen (after {heads_only}), learning rate {lr:g}")
         log_parameter_counts(pl_module)
 
 

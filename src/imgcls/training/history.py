@@ -8,7 +8,8 @@ from lightning.pytorch.callbacks import Callback
 
 
 class MetricsHistory(Callback):
-    """Records the logged ``val/*`` scalars after each validation epoch."""
+    """Records the logged ``val/*`` scalars after each validation epoch, under the epoch's
+    number as the console shows it (1-based; Lightning's ``current_epoch`` counts from 0)."""
 
     def __init__(self, monitor: str, mode: str = "max"):
         if mode not in ("min", "max"):
@@ -24,7 +25,7 @@ class MetricsHistory(Callback):
         scalars = {
             key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")
         }
-        self.epochs.append({"epoch": trainer.current_epoch, **scalars})
+        self.epochs.append({"epoch": trainer.current_epoch + 1, **scalars})
 
     def best(self) -> dict[str, float] | None:
         """The epoch with the best monitored value (NaN never wins), or None before validation."""

@@ -269,6 +269,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
         from imgcls.training.temperature import calibrate
 
         calibration = calibrate(trainer, model, datamodule, best_path or None, weights_only=not trust)
+    test_calibration = {}
     if cfg.test:
         ckpt = best_path or (None if cfg.train else cfg.get("ckpt_path"))
         # Not Lightning's own table (float32, box drawing): the float64 one below, as metrics.json.
@@ -278,11 +279,13 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
 
             images = {name: len(p.labels) for name, p in model.test_predictions.items()}
             console.info("Test:\n" + headline_table(model.test_results, images))
-        if calibration is not None:
-            from imgcls.training.temperature import ece_before_after
+        # Each test set's ECE, computed once: metrics.json's calibration and the report show it.
+        from imgcls.reports.calibration import split_calibration
 
-            for name, predictions in model.test_predictions.items():
-                calibration.update({f"{name}_{k}": v for k, v in ece_before_after(predictions).items()})
+        test_calibration = {name: split_calibration(p) for name, p in model.test_predictions.items()}
+        if calibration is not None:
+            for name, split in test_calibration.items():
+                calibration.update({f"{name}_{k}": v for k, v in split.eces().items()})
     # The test pass's own numbers (float64), which the report shows too.
     test_metrics = {
         f"{split_prefix(name)}{key}": value
@@ -318,6 +321,8 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
             **label_check,
             cam=cfg.get("cam"),
             projector=cfg.get("projector"),
+            best=_best_epoch(history, cfg.monitor.metric, trainer.current_epoch, best_path),
+            calibration=test_calibration,
             **{key: cfg[key] for key in ("confusion_classes", "confused_pair_examples") if key in cfg},
         )
 
@@ -354,6 +359,14 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
     log_final_hparams(trainer.loggers, cfg, {**summary["best"], **test_metrics}, computed_hparams(model, trainer))
     _print_where(run_dir, report)
     return summary["best"].get(cfg.monitor.metric)
+
+
+def _best_epoch(history, monitor: str, epochs: int, checkpoint: str) -> dict | None:
+    """The report's line on the best epoch: the same numbers as metrics.json's best_epoch and best."""
+    best = history.best()
+    if best is None:
+        return None
+    return {"epoch": best["epoch"], "epochs": epochs, "monitor": monitor, "value": best[monitor], "checkpoint": checkpoint}
 
 
 def computed_hparams(model, trainer) -> dict[str, object]:

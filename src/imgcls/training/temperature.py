@@ -81,13 +81,3 @@ def store_temperature(ckpt_path: str, temperature: float) -> None:
     checkpoint = read_checkpoint(ckpt_path)
     checkpoint["state_dict"]["temperature"] = torch.tensor(float(temperature), dtype=torch.float32)
     AtomicCheckpointIO().save_checkpoint(checkpoint, ckpt_path)
-
-
-def ece_before_after(predictions: Predictions) -> dict[str, float]:
-    """A calibrated split's ECE at temperature 1 and at its temperature."""
-    return {
-        "ece_uncalibrated": calibration_bins(predictions.uncalibrated()).ece,
-        "ece": calibration_bins(predictions).ece,
-    }
-
-
