@@ -18,7 +18,7 @@ def test_early_stopping_tests_the_best_checkpoint(config_factory):
         "callbacks.early_stopping.patience=1",
         "trainer.max_epochs=40",
         "optimizer=sgd",
-        "optimizer.lr=0.3",
+        "optimizer.lr=0.1",
         "logger=none",
     )
     train(cfg)
