@@ -98,8 +98,11 @@ class PilImages(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.images[index])), self.labels[index]
 
 
-def students_loader(images, labels, mean, std, batch_size: int, workers: int, crop_flip: bool = True):
-    """``crop_flip=False``: a recipe without augmentation (MNIST), only ToTensor and Normalize."""
+def students_loader(
+    images, labels, mean, std, batch_size: int, workers: int, crop_flip: bool = True, shuffle: bool = True
+):
+    """``crop_flip=False``: a recipe without augmentation (MNIST), only ToTensor and Normalize.
+    ``shuffle=False``: an evaluation loader (seed 002's validation and test loaders)."""
     from torchvision import transforms
 
     augment = [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()] if crop_flip else []
@@ -107,7 +110,7 @@ def students_loader(images, labels, mean, std, batch_size: int, workers: int, cr
     return torch.utils.data.DataLoader(
         PilImages(images, labels, transform),
         batch_size=batch_size,
-        shuffle=True,
+        shuffle=shuffle,
         num_workers=workers,
         persistent_workers=workers > 0,
     )

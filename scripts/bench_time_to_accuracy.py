@@ -95,7 +95,9 @@ def child(args) -> None:
     def batches(split):
         """(normalized images, labels) of ``split`` as this variant reads evaluation data."""
         if args.child == "students":
-            yield from students_loader(split.images, split.labels, datamodule.mean, datamodule.std, eval_batch, 0, False)
+            yield from students_loader(
+                split.images, split.labels, datamodule.mean, datamodule.std, eval_batch, 0, crop_flip=False, shuffle=False
+            )
             return
         for images, labels in zip(split.images.split(eval_batch), split.labels.split(eval_batch), strict=True):
             images = (images.float() / 255 - mean) / std
