@@ -220,45 +220,26 @@ def compose(cfg: DictConfig, extra_callbacks=()):
 
 # --- the run ---------------------------------------------------------------------------
 def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callbacks) -> float | None:
+    """The run's stages in order: compose, tune, record what ``auto`` resolved to, fit,
+    calibrate, test, report, and the run record (``metrics.json``)."""
+    from imgcls.reports.tensorboard import log_final_hparams
     from imgcls.training import tuning
+    from imgcls.training.weight_averaging import evaluated_weights
 
     check_values(cfg)  # in here, so that a sweep records a bad job and goes on
     tuning.check_tuning_config(cfg)
     console.silence_library_noise()
-    from imgcls.reports.tensorboard import log_final_hparams
-    from imgcls.training.weight_averaging import RAW, evaluated_weights
-
     datamodule, model, trainer, history, resolved = compose(cfg, extra_callbacks)
     tuned = {}
     if tuning.requested(cfg):
-        tuning.check_tuning_trainer(cfg, trainer)
-        tuned = tuning.tune(cfg, trainer, model, datamodule, run_dir)
+        tuned = _tune(cfg, trainer, model, datamodule, run_dir, resolved)
         if tuning.exits_after_tuning(cfg):
             record = {"status": "ok", "trained": False, "tuner": tuned, "wall_time_s": round(time.time() - started, 2)}
             write_record(run_dir, record, rank_zero=trainer.is_global_zero)
             console.info(f"Tuned only ({', '.join(tuning.requested(cfg))}): no training. Results in {run_dir}")
             return None
-        if "lr_find" in tuned:
-            resolved["optimizer.lr"] = float(model.hparams.optimizer["lr"])
-        if "batch_size_find" in tuned:
-            from imgcls.training import fused_steps
-
-            fused_steps.configure(trainer, model, datamodule, resolved["fused_steps"])  # the new batch size
-            resolved["data.batch_size"] = int(datamodule.batch_size)
-    if cfg.get("report", False):  # a Grad-CAM layer name that the model lacks fails now, not after training
-        from imgcls.models.grad_cam import check_layer_name
-
-        check_layer_name(model, OmegaConf.select(cfg, "cam.target_layer"))
-    if resolved["fused_steps"] > 1:
-        # Lightning compares its own (grouped) batch count with log_every_n_steps; the step
-        # losses are logged per optimizer step (models/classifier.py), so the warning is moot.
-        warnings.filterwarnings("ignore", message=r".*smaller than the logging interval")
-    if trainer.is_global_zero:
-        from imgcls.run_manifest import build_manifest, write_manifest
-
-        OmegaConf.save(OmegaConf.create(resolved), run_dir / RESOLVED_FILE)
-        write_manifest(run_dir, build_manifest(cfg, datamodule))
-    console.info("Resolved: " + ", ".join(f"{key}={value}" for key, value in resolved.items()))
+    _check_before_fit(cfg, model, resolved)
+    _record_resolved(cfg, trainer, datamodule, run_dir, resolved)
 
     trust = bool(cfg.get("trust_checkpoint", False))
     if cfg.train:
@@ -269,62 +250,17 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
         from imgcls.training.temperature import calibrate
 
         calibration = calibrate(trainer, model, datamodule, best_path or None, weights_only=not trust)
-    test_calibration = {}
-    if cfg.test:
-        ckpt = best_path or (None if cfg.train else cfg.get("ckpt_path"))
-        # Not Lightning's own table (float32, box drawing): the float64 one below, as metrics.json.
-        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=not trust, verbose=False)
-        if trainer.is_global_zero:
-            from imgcls.reports.tables import headline_table
-
-            images = {name: len(p.labels) for name, p in model.test_predictions.items()}
-            console.info("Test:\n" + headline_table(model.test_results, images))
-        # Each test set's ECE, computed once: metrics.json's calibration and the report show it.
-        from imgcls.reports.calibration import split_calibration
-
-        test_calibration = {name: split_calibration(p) for name, p in model.test_predictions.items()}
-        if calibration is not None:
-            for name, split in test_calibration.items():
-                calibration.update({f"{name}_{k}": v for k, v in split.eces().items()})
+    test_calibration = _test(cfg, trainer, model, datamodule, best_path, trust, calibration) if cfg.test else {}
     # The test pass's own numbers (float64), which the report shows too.
     test_metrics = {
         f"{split_prefix(name)}{key}": value
         for name, metrics in model.test_results.items()
         for key, value in metrics.items()
     }
-
     weights = evaluated_weights(trainer.callbacks)
-    report, label_check = None, {}
-    suspect_cfg = cfg.get("suspect_labels") or {}
-    if cfg.get("report", False) and cfg.test and suspect_cfg.get("enabled", False):
-        from imgcls.training.split_predictions import predict_split
-
-        # Every process takes part in the passes; rank zero writes the report. The weights
-        # are the tested ones (the best checkpoint's).
-        splits = [predict_split(trainer, model, datamodule, name) for name in ("train", "val")]
-        label_check = {
-            "labelled_splits": [split for split in splits if split is not None],
-            "suspect_min_confidence": float(suspect_cfg.get("min_confidence", 0.5)),
-        }
-    if cfg.get("report", False) and cfg.test and trainer.is_global_zero:
-        from imgcls.reports.report import write_run_report
-
-        notes = [] if weights == RAW else [f"Evaluated with the averaged weights: {weights}."]
-        report = write_run_report(
-            model,
-            datamodule,
-            run_dir,
-            trainer.loggers,
-            trainer.global_step,
-            notes=notes,
-            warnings=_data_warnings(trainer),
-            **label_check,
-            cam=cfg.get("cam"),
-            projector=cfg.get("projector"),
-            best=_best_epoch(history, cfg.monitor.metric, trainer.current_epoch, best_path),
-            calibration=test_calibration,
-            **{key: cfg[key] for key in ("confusion_classes", "confused_pair_examples") if key in cfg},
-        )
+    report = None
+    if cfg.get("report", False) and cfg.test:
+        report = _report(cfg, trainer, model, datamodule, run_dir, history, best_path, weights, test_calibration)
 
     best = history.best() or {}
     summary = {
@@ -337,9 +273,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
         "weights": weights,
         "test_samples": {name: len(p.labels) for name, p in model.test_predictions.items()},
         "epochs_trained": trainer.current_epoch,
-        "best_checkpoint": trainer.checkpoint_callback.best_model_path
-        if trainer.checkpoint_callback
-        else None,
+        "best_checkpoint": best_path if trainer.checkpoint_callback else None,
         "last_checkpoint": _last_checkpoint(trainer),
         "params": {
             "total": sum(p.numel() for p in model.parameters()),
@@ -359,6 +293,105 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
     log_final_hparams(trainer.loggers, cfg, {**summary["best"], **test_metrics}, computed_hparams(model, trainer))
     _print_where(run_dir, report)
     return summary["best"].get(cfg.monitor.metric)
+
+
+def _tune(cfg: DictConfig, trainer, model, datamodule, run_dir: Path, resolved: dict) -> dict:
+    """The Tuner's finders as configured; what they found is recorded in ``resolved``."""
+    from imgcls.training import tuning
+
+    tuning.check_tuning_trainer(cfg, trainer)
+    tuned = tuning.tune(cfg, trainer, model, datamodule, run_dir)
+    if "lr_find" in tuned:
+        resolved["optimizer.lr"] = float(model.hparams.optimizer["lr"])
+    if "batch_size_find" in tuned:
+        from imgcls.training import fused_steps
+
+        fused_steps.configure(trainer, model, datamodule, resolved["fused_steps"])  # the new batch size
+        resolved["data.batch_size"] = int(datamodule.batch_size)
+    return tuned
+
+
+def _check_before_fit(cfg: DictConfig, model, resolved: dict) -> None:
+    if cfg.get("report", False):  # a Grad-CAM layer name that the model lacks fails now, not after training
+        from imgcls.models.grad_cam import check_layer_name
+
+        check_layer_name(model, OmegaConf.select(cfg, "cam.target_layer"))
+    if resolved["fused_steps"] > 1:
+        # Lightning compares its own (grouped) batch count with log_every_n_steps; the step
+        # losses are logged per optimizer step (models/classifier.py), so the warning is moot.
+        warnings.filterwarnings("ignore", message=r".*smaller than the logging interval")
+
+
+def _record_resolved(cfg: DictConfig, trainer, datamodule, run_dir: Path, resolved: dict) -> None:
+    """What ``auto`` settings resolved to (``resolved.yaml``, the console) and the manifest."""
+    if trainer.is_global_zero:
+        from imgcls.run_manifest import build_manifest, write_manifest
+
+        OmegaConf.save(OmegaConf.create(resolved), run_dir / RESOLVED_FILE)
+        write_manifest(run_dir, build_manifest(cfg, datamodule))
+    console.info("Resolved: " + ", ".join(f"{key}={value}" for key, value in resolved.items()))
+
+
+def _test(
+    cfg: DictConfig, trainer, model, datamodule, best_path: str, trust: bool, calibration: dict | None
+) -> dict:
+    """The one test pass of every test set (the best checkpoint's weights), its headline table,
+    and each set's calibration, computed once for metrics.json and the report."""
+    from imgcls.reports.calibration import split_calibration
+
+    ckpt = best_path or (None if cfg.train else cfg.get("ckpt_path"))
+    # Not Lightning's own table (float32, box drawing): the float64 one below, as metrics.json.
+    trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=not trust, verbose=False)
+    if trainer.is_global_zero:
+        from imgcls.reports.tables import headline_table
+
+        images = {name: len(p.labels) for name, p in model.test_predictions.items()}
+        console.info("Test:\n" + headline_table(model.test_results, images))
+    test_calibration = {name: split_calibration(p) for name, p in model.test_predictions.items()}
+    if calibration is not None:
+        for name, split in test_calibration.items():
+            calibration.update({f"{name}_{k}": v for k, v in split.eces().items()})
+    return test_calibration
+
+
+def _report(
+    cfg: DictConfig, trainer, model, datamodule, run_dir: Path, history, best_path: str, weights: str,
+    test_calibration: dict,
+) -> dict | None:
+    """The run report (rank zero writes it); first the suspect-label passes over the training
+    and validation splits, which every process takes part in, with the tested weights."""
+    from imgcls.training.weight_averaging import RAW
+
+    label_check = {}
+    suspect_cfg = cfg.get("suspect_labels") or {}
+    if suspect_cfg.get("enabled", False):
+        from imgcls.training.split_predictions import predict_split
+
+        splits = [predict_split(trainer, model, datamodule, name) for name in ("train", "val")]
+        label_check = {
+            "labelled_splits": [split for split in splits if split is not None],
+            "suspect_min_confidence": float(suspect_cfg.get("min_confidence", 0.5)),
+        }
+    if not trainer.is_global_zero:
+        return None
+    from imgcls.reports.report import write_run_report
+
+    notes = [] if weights == RAW else [f"Evaluated with the averaged weights: {weights}."]
+    return write_run_report(
+        model,
+        datamodule,
+        run_dir,
+        trainer.loggers,
+        trainer.global_step,
+        notes=notes,
+        warnings=_data_warnings(trainer),
+        **label_check,
+        cam=cfg.get("cam"),
+        projector=cfg.get("projector"),
+        best=_best_epoch(history, cfg.monitor.metric, trainer.current_epoch, best_path),
+        calibration=test_calibration,
+        **{key: cfg[key] for key in ("confusion_classes", "confused_pair_examples") if key in cfg},
+    )
 
 
 def _best_epoch(history, monitor: str, epochs: int, checkpoint: str) -> dict | None:
