@@ -18,6 +18,7 @@ def sweep(tmp_path_factory):
         f"optimizer.lr={','.join(LRS)}",
         "trainer.max_epochs=2",
         "trainer.log_every_n_steps=5",
+        "report=false",  # the report is tested elsewhere; this test reads the event files
         log_dir=log_dir,
     )
     (sweep_dir,) = (log_dir / "train" / "multiruns").iterdir()

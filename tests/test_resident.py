@@ -80,7 +80,8 @@ def test_resident_and_loader_runs_train_to_the_same_numbers(tmp_path):
     for resident in ("true", "false"):
         run_dir = tmp_path / resident
         cfg = compose_config(
-            "model=logreg", "trainer.max_epochs=2", "fused_steps=4", f"data.resident={resident}", output_dir=run_dir
+            "model=logreg", "trainer.max_epochs=2", "fused_steps=4", f"data.resident={resident}", "report=false",
+            output_dir=run_dir,
         )
         train(cfg)
         results[resident] = json.loads((run_dir / "metrics.json").read_text())
