@@ -16,7 +16,7 @@ THRESHOLDS = {"logreg": 0.90, "mlp": 0.90, "cnn": 0.90, "cnn_bn": 0.90}
 
 @pytest.mark.parametrize("model", sorted(THRESHOLDS))
 def test_net_learns_digits(config_factory, model):
-    cfg = config_factory(f"model={model}", "trainer.max_epochs=6", "optimizer.lr=3e-3", "logger=none")
+    cfg = config_factory(f"model={model}", "trainer.max_epochs=6", "optimizer.lr=3e-3", "logger=none", "report=false")
     best_val = train(cfg)
     summary = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert summary["status"] == "ok"
