@@ -323,3 +323,16 @@ def test_20_kill_9_during_checkpoint_saves_lose_nothing_and_resume_exactly(tmp_p
 
     assert not [p.name for p in checkpoints.iterdir() if p.name.endswith(".tmp")], "a killed save's file is left"
     assert_ends_where(run_dir, only_run_dir(tmp_path / "reference"))
+
+
+def test_the_numbered_checkpoint_restores_the_best_model_tracking_lightnings_wrote(tmp_path):
+    # Lightning files a callback's state under its state_key; the best-checkpoint callback
+    # was Lightning's ModelCheckpoint before imgcls numbered epochs from 1.
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from imgcls.training.checkpointing import NumberedCheckpoint
+
+    settings = {"dirpath": tmp_path, "monitor": "val/acc", "mode": "max", "save_top_k": 1}
+    numbered = NumberedCheckpoint(filename="epoch{epoch_number:03d}", **settings)
+    assert numbered.state_key == ModelCheckpoint(filename="epoch{epoch:03d}", **settings).state_key
+    assert numbered.state_key != ModelCheckpoint(dirpath=tmp_path, filename="last", monitor=None).state_key

@@ -147,6 +147,13 @@ class NumberedCheckpoint(ModelCheckpoint):
     the best of ``epoch 4/20`` is ``epoch004.ckpt``. ``{epoch}`` keeps Lightning's meaning
     (0-based)."""
 
+    @property
+    def state_key(self) -> str:
+        # The key Lightning's ModelCheckpoint has with the same settings: checkpoints written
+        # by it (imgcls before this class) restore their best-model tracking on resume.
+        key = super().state_key
+        return ModelCheckpoint.__qualname__ + key[len(type(self).__qualname__) :]
+
     def format_checkpoint_name(self, metrics, filename=None, ver=None, prefix=None) -> str:
         if "epoch" in metrics:
             metrics = {**metrics, "epoch_number": torch.as_tensor(int(metrics["epoch"]) + 1)}
