@@ -77,6 +77,7 @@ def child(args) -> None:
     import torch
     from bench import HandWritten, Settings, Students, _normalization, students_loader
 
+    from imgcls.data.augment import to_unit_float
     from imgcls.training.run import build_datamodule
 
     torch.set_num_threads(args.threads)
@@ -100,7 +101,7 @@ def child(args) -> None:
             )
             return
         for images, labels in zip(split.images.split(eval_batch), split.labels.split(eval_batch), strict=True):
-            images = (images.float() / 255 - mean) / std
+            images = (to_unit_float(images) - mean) / std
             yield images.contiguous(memory_format=torch.channels_last) if settings.channels_last else images, labels
 
     def accuracy_on(split) -> float:
