@@ -121,3 +121,31 @@ def test_a_checkpoint_from_before_temperature_scaling_loads_uncalibrated(run_dir
     del checkpoint["state_dict"]["temperature"]
     torch.save(checkpoint, tmp_path / "old.ckpt")
     assert float(ImageClassifier.from_checkpoint(tmp_path / "old.ckpt").temperature) == 1.0
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("mode", ["min", "max"])  # max: the best epoch is an early one, not the last
+def test_calibration_fits_on_the_best_checkpoints_own_validation_pass(tmp_path, mode):
+    """The validation predictions training kept for the best checkpoint are the ones a second
+    pass with that checkpoint makes: same samples, same logits, so the same temperature."""
+    from conftest import compose_config
+
+    from imgcls.training.best_val_predictions import BestValidationPredictions
+    from imgcls.training.run import compose
+    from imgcls.training.split_predictions import predict_split
+
+    cfg = compose_config("model=cnn", "trainer.max_epochs=4", "monitor=loss", f"monitor.mode={mode}", output_dir=tmp_path)
+    datamodule, model, trainer, history, _ = compose(cfg)
+    trainer.fit(model, datamodule=datamodule)
+    best = trainer.checkpoint_callback.best_model_path
+    best_epoch = torch.load(best, map_location="cpu", weights_only=True)["epoch"]
+    assert (best_epoch < 3) == (mode == "max")  # 0-based: max picks an epoch before the last
+    kept = next(c for c in trainer.callbacks if isinstance(c, BestValidationPredictions)).of(best)
+    again = predict_split(trainer, model, datamodule, "val", ckpt_path=best)
+    assert kept is not None and len(kept.labels) == len(datamodule.split("val"))
+    np.testing.assert_array_equal(kept.indices, again.indices)
+    np.testing.assert_array_equal(kept.labels, again.labels)
+    np.testing.assert_allclose(kept.logits, again.logits, rtol=0, atol=1e-5)
+    logits = [torch.from_numpy(p.logits) for p in (kept, again)]
+    labels = torch.from_numpy(kept.labels)
+    assert fit_temperature(logits[0], labels) == pytest.approx(fit_temperature(logits[1], labels), rel=1e-5)

@@ -274,20 +274,20 @@ class ImageClassifier(L.LightningModule):
         images, labels, positions = batch
         name = self.hparams.test_set_names[dataloader_idx]
         logits = self._logits(images, name, positions).float()
-        self._test_batches[name].append((logits, labels, positions, self._sample_losses(logits, labels)))
+        self._test_batches[name].append((logits, labels, positions, self.sample_losses(logits, labels)))
 
     def on_test_epoch_end(self):
         """Every test set's predictions, gathered from all processes, become its metrics:
         the numbers the console, ``metrics.json``, TensorBoard and the report show."""
         for name in self.hparams.test_set_names:
-            predictions = self._gathered_predictions(name, self._test_batches[name])
+            predictions = self.gathered_predictions(name, self._test_batches[name])
             metrics = split_metrics(predictions, self.hparams.ordinal)
             self.test_predictions[name], self.test_results[name] = predictions, metrics
             prefix = split_prefix(name)
             self.log_dict({prefix + key: value for key, value in metrics.items()}, add_dataloader_idx=False)
         self._test_batches = {}
 
-    def _sample_losses(self, logits, labels) -> torch.Tensor:
+    def sample_losses(self, logits, labels) -> torch.Tensor:
         return F.cross_entropy(
             logits,
             labels,
@@ -296,7 +296,7 @@ class ImageClassifier(L.LightningModule):
             reduction="none",
         )
 
-    def _gathered_predictions(self, name: str, batches: list) -> Predictions:
+    def gathered_predictions(self, name: str, batches: list) -> Predictions:
         """``batches`` of (logits, labels, positions, losses) from every process, in dataset order."""
         # A process may hold no batch at all (a tiny or limited test set under DDP).
         empty = (
@@ -337,12 +337,12 @@ class ImageClassifier(L.LightningModule):
         # A split of the data module (training/split_predictions.py): through the feature cache.
         split = getattr(self.trainer.datamodule, "predict_split", None)
         logits = self._logits(images, split, positions).float()
-        self._predict_batches.append((logits, labels, positions, self._sample_losses(logits, labels)))
+        self._predict_batches.append((logits, labels, positions, self.sample_losses(logits, labels)))
         return self.probabilities(logits)
 
     def on_predict_epoch_end(self):
         if self._predict_batches:
-            self.predicted = self._gathered_predictions("predict", self._predict_batches)
+            self.predicted = self.gathered_predictions("predict", self._predict_batches)
         self._predict_batches = []
 
     # --- optimization ------------------------------------------------------------------

@@ -177,6 +177,7 @@ def compose(cfg: DictConfig, extra_callbacks=()):
     import lightning as L
 
     from imgcls.models.feature_cache import configure_feature_cache
+    from imgcls.training.best_val_predictions import BestValidationPredictions
     from imgcls.training.cuda_probe import use_cached_probe_without_driver
     from imgcls.training.epoch_log import EpochLog
     from imgcls.training.history import MetricsHistory
@@ -195,8 +196,9 @@ def compose(cfg: DictConfig, extra_callbacks=()):
     history = MetricsHistory(cfg.monitor.metric, cfg.monitor.mode)
     callbacks, configs = build_callbacks(cfg)
     resume = ResumeOverrides(task_overrides())
+    kept = [BestValidationPredictions()] if cfg.get("calibrate", True) else []  # for calibrate()
     trainer = build_trainer(
-        cfg, [*callbacks, history, RngState(), EpochLog(cfg.monitor.metric), resume, *extra_callbacks]
+        cfg, [*callbacks, history, RngState(), EpochLog(cfg.monitor.metric), resume, *kept, *extra_callbacks]
     )
     cache_features = configure_feature_cache(cfg.model.get("cache_features"), model, datamodule)
     if cache_features and cfg.get("fused_steps", 1) not in ("auto", 1):
@@ -247,9 +249,12 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, started: float, extra_callback
     best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     calibration = None
     if cfg.train and cfg.get("calibrate", True):
+        from imgcls.training.best_val_predictions import BestValidationPredictions
         from imgcls.training.temperature import calibrate
 
-        calibration = calibrate(trainer, model, datamodule, best_path or None, weights_only=not trust)
+        kept = next((c for c in trainer.callbacks if isinstance(c, BestValidationPredictions)), None)
+        val = kept.of(best_path) if kept is not None else None
+        calibration = calibrate(trainer, model, datamodule, best_path or None, weights_only=not trust, val=val)
     test_calibration = _test(cfg, trainer, model, datamodule, best_path, trust, calibration) if cfg.test else {}
     # The test pass's own numbers (float64), which the report shows too.
     test_metrics = {

@@ -44,11 +44,16 @@ def at_temperature(predictions: Predictions, temperature: float) -> Predictions:
     return replace(raw, probabilities=scaled, temperature=float(temperature))
 
 
-def calibrate(trainer, model, datamodule, ckpt_path: str | None, weights_only: bool = True) -> dict | None:
+def calibrate(
+    trainer, model, datamodule, ckpt_path: str | None, weights_only: bool = True, val: Predictions | None = None
+) -> dict | None:
     """Fit the temperature of ``ckpt_path``'s weights (the model's own without one) on the
     validation set, set it on ``model`` and store it in that checkpoint. Returns the
-    temperature and the validation ECE before and after, or None without validation data."""
-    val = predict_split(trainer, model, datamodule, "val", ckpt_path=ckpt_path, weights_only=weights_only)
+    temperature and the validation ECE before and after, or None without validation data.
+    ``val``: those weights' validation predictions, where training kept them
+    (training/best_val_predictions.py); otherwise the validation set is predicted again."""
+    if val is None:
+        val = predict_split(trainer, model, datamodule, "val", ckpt_path=ckpt_path, weights_only=weights_only)
     if val is None:
         console.warn("No validation images: the model stays uncalibrated (temperature 1).")
         return None
