@@ -9,6 +9,7 @@ import torch
 
 from imgcls.metrics import Predictions
 from imgcls.reports.confusion_matrix import (
+    ConfusionMatrixFigure,
     confused_pair_indices,
     most_confused_classes,
     plot_confused_pair_examples,
@@ -103,3 +104,29 @@ def test_tensorboard_figures_take_the_same_limit(config_factory):
 
     callback = instantiate(config_factory("confusion_classes=12").callbacks.confusion_matrix)
     assert callback.max_classes == 12
+
+
+def _pixels(figure) -> np.ndarray:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba()).copy()
+
+
+def test_a_figure_drawn_again_shows_what_a_new_figure_shows():
+    """TensorBoard's figure of each epoch is one figure drawn again: after earlier matrices
+    (other counts, colours, scale and, above max_classes, other classes) it must show exactly
+    the picture a figure made for the last matrix alone shows."""
+    rng = np.random.default_rng(0)
+    names = [f"class {i}" for i in range(12)]
+    earlier = [rng.integers(0, 5, (12, 12)), np.diag(np.full(12, 900)) + rng.integers(0, 40, (12, 12))]
+    last = rng.integers(0, 300, (12, 12))
+    for max_classes in (None, 6):
+        figure = ConfusionMatrixFigure(names, max_classes=max_classes)
+        for matrix in earlier:
+            figure.draw(matrix, title="val (step 1)")
+        drawn_again = _pixels(figure.draw(last, title="val (step 2)"))
+        new = _pixels(plot_confusion_matrix(last, names, title="val (step 2)", max_classes=max_classes))
+        assert drawn_again.shape == new.shape
+        assert np.array_equal(drawn_again, new)

@@ -11,6 +11,7 @@ from imgcls.reports.figures import plt
 
 # Above this many classes the cells are too small for numbers to be read.
 MAX_ANNOTATED_CLASSES = 30
+_MARGINS = ("left", "right", "bottom", "top", "wspace", "hspace")
 
 
 def most_confused_classes(matrix, count: int) -> np.ndarray:
@@ -71,7 +72,10 @@ class ConfusionMatrixFigure:
             text.set_text(f"{value:.2f}" if self.normalize else f"{int(value)}")
             text.set_color("white" if value > threshold else "black")
         self._axes.set_title(title)
-        self.figure.tight_layout()  # the cell texts stay out of it: they lie inside the axes
+        # From the default margins each time, as a new figure: tight_layout adjusts the current
+        # ones, so a figure drawn again would drift. The cell texts lie inside the axes, out of it.
+        self.figure.subplots_adjust(**{side: plt.rcParams[f"figure.subplot.{side}"] for side in _MARGINS})
+        self.figure.tight_layout()
         return self.figure
 
     def _make(self, shown: list[int]) -> None:
