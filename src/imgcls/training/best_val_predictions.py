@@ -27,6 +27,7 @@ class BestValidationPredictions(Callback):
     def __init__(self):
         self._pending: Predictions | None = None
         self._batches: list | None = None
+        self._rows = 0
         self._kept: dict[str, Predictions] = {}
         self._best: tuple | None = None
 
@@ -36,7 +37,7 @@ class BestValidationPredictions(Callback):
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
         self._settle(trainer)
         keeps = not trainer.sanity_checking and _evaluates_checkpointed_weights(trainer)
-        self._batches = [] if keeps else None
+        self._batches, self._rows = ([] if keeps else None), 0
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         if self._batches is None:
@@ -44,7 +45,8 @@ class BestValidationPredictions(Callback):
         _images, labels, positions = batch
         logits = outputs.float()
         self._batches.append((logits, labels, positions, pl_module.sample_losses(logits, labels)))
-        if sum(len(b[0]) for b in self._batches) * logits.shape[1] > MAX_KEPT_LOGITS:
+        self._rows += len(logits)
+        if self._rows * logits.shape[1] > MAX_KEPT_LOGITS:
             self._batches = None
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
