@@ -228,6 +228,18 @@ def test_grouped_steps_mix_each_steps_batch_within_itself():
         assert used.min() >= 16 * step and used.max() < 16 * (step + 1)
 
 
+def test_a_steps_augmented_batch_is_freed_once_the_step_lets_go_of_it():
+    import weakref
+
+    images = torch.randint(0, 256, (48, 3, 8, 8), dtype=torch.uint8)
+    steps = iter(StepBatches(images, torch.arange(48), BatchAugment(crop_padding=2), 16))
+    step_images, _ = next(steps)
+    seen = weakref.ref(step_images)
+    del step_images  # the group's iterator waits for the next step: it must not hold this batch
+    assert seen() is None
+    assert next(steps)[0].shape == (16, 3, 8, 8)
+
+
 def test_training_metrics_take_the_original_labels_and_the_loss_the_soft_targets(monkeypatch):
     from imgcls.models.classifier import ImageClassifier
 

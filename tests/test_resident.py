@@ -11,6 +11,7 @@ from torch.utils.data import DistributedSampler
 from imgcls.config import ConfigError
 from imgcls.data.arrays import ImageArrays
 from imgcls.data.resident import ResidentBatches, StepGather, resident_device
+from imgcls.data.training_order import TrainingOrder
 from imgcls.training.run import build_datamodule, train
 
 
@@ -52,6 +53,15 @@ def test_processes_take_disjoint_shares_of_an_epoch():
         sampler = DistributedSampler(data, num_replicas=2, rank=rank, shuffle=True, seed=3)
         seen.append(torch.cat([labels for _, labels in ResidentBatches(data, sampler, batch_size=2)]))
     assert sorted(torch.cat(seen).tolist()) == list(range(10))
+
+
+def test_a_resumed_epoch_gives_the_rest_of_its_order():
+    data = ImageArrays(torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1), torch.arange(10))
+    order = TrainingOrder(data, num_replicas=1, rank=0, seed=3)
+    whole = torch.cat([labels for _, labels in ResidentBatches(data, order, batch_size=4)])
+    order.resume_after(4)
+    rest = torch.cat([labels for _, labels in ResidentBatches(data, order, batch_size=4)])
+    assert torch.equal(rest, whole[4:])
 
 
 def test_a_group_gathers_each_step_from_the_source():

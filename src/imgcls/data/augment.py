@@ -119,9 +119,14 @@ class StepBatches:
         return math.ceil(len(self.images) / self.batch_size)
 
     def __iter__(self):
+        # Each step's augmented batch is only the step's to hold: freed after its forward,
+        # its memory (and cache) serves the next batch.
         for images, labels in zip(self.images.split(self.batch_size), self.labels.split(self.batch_size), strict=True):
-            images = self.augment(images)
-            yield self.mixing(images, labels) if self.mixing is not None else (images, labels)
+            yield self._augmented(images, labels)
+
+    def _augmented(self, images: torch.Tensor, labels: torch.Tensor):
+        images = self.augment(images)
+        return self.mixing(images, labels) if self.mixing is not None else (images, labels)
 
 
 def to_unit_float(images: torch.Tensor) -> torch.Tensor:

