@@ -102,6 +102,7 @@ def photos(tmp_path_factory):
     return root
 
 
+@pytest.mark.e2e
 def test_file_dataset_report(tmp_path, photos):
     shutil.copy(photos / "cat_a.jpg", tmp_path / "cat_a_copy.jpg")  # the same bytes under another name
     rows = [

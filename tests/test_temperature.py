@@ -38,6 +38,7 @@ def test_temperature_scaling_lowers_the_ece_of_an_overconfident_model():
     assert calibrated.uncalibrated().probabilities == pytest.approx(val.probabilities)
 
 
+@pytest.mark.e2e
 def test_the_report_shows_the_test_ece_the_run_computed_and_computes_none(tmp_path, monkeypatch):
     import imgcls.reports.calibration as calibration_module
     from imgcls.reports.calibration import split_calibration

@@ -87,6 +87,7 @@ def test_finders_give_grouped_steps_way(config_factory):
         compose(config_factory("lr_find=true", "fused_steps=4"))
 
 
+@pytest.mark.e2e
 def test_the_batch_size_finder_itself_runs_and_records(config_factory, tmp_path):
     """The finder's own path (a GPU's job), exercised on the CPU with two tiny trials."""
     from lightning.pytorch.tuner import Tuner
