@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from imgcls.metrics import Predictions
@@ -68,6 +69,7 @@ def test_figures_above_the_limit_show_the_most_confused_classes():
     plt.close(small)
 
 
+@pytest.mark.e2e
 def test_report_keeps_the_full_matrix_in_the_csv_and_shows_pairs_with_images(tmp_path, monkeypatch):
     import imgcls.reports.report as report
 

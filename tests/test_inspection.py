@@ -246,6 +246,7 @@ def test_cifar_cli_finds_test_images_that_are_also_training_images(tmp_path):
     assert modes.to_dict("index") == {"RGB": {"train": 450, "val": 50, "test": 100}}
 
 
+@pytest.mark.e2e
 def test_a_folder_with_bad_files_reports_them_and_describes_the_good_ones(tmp_path):
     from image_fixtures import make_class_folders, write_bad_file
 

@@ -21,6 +21,7 @@ def _record(cfg) -> dict:
     return json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
 
 
+@pytest.mark.e2e
 def test_lr_find_true_saves_plot_and_suggestion_and_does_not_train(config_factory):
     cfg = config_factory("lr_find=true", "logger=tensorboard", *FEW_STEPS)
     assert train(cfg) is None
@@ -36,6 +37,7 @@ def test_lr_find_true_saves_plot_and_suggestion_and_does_not_train(config_factor
     assert not list(run_dir.glob(".lr_find_*.ckpt"))  # the Tuner's own temporary checkpoint is gone
 
 
+@pytest.mark.e2e
 def test_lr_find_apply_trains_with_the_suggestion(config_factory):
     import torch
 
